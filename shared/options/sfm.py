@@ -1,0 +1,31 @@
+"""Options of the structure-from-motion stage."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from shared.options.base import StageOptions
+
+
+class SfmOptions(StageOptions):
+    """How frames are chosen from the video and how COLMAP reconstructs them."""
+
+    seed: int = Field(default=0, description="random seed for COLMAP and frame selection")
+    target_frames: int = Field(default=150, ge=8, le=2000, description="how many frames to select")
+    max_frames: int | None = Field(default=None, ge=8, description="hard cap on selected frames (CLI --max-frames)")
+    max_long_side: int = Field(default=1280, ge=64, le=8192, description="long side of frames, in pixels")
+    min_frames: int = Field(default=12, ge=3, description="fewer usable frames than this: VIDEO_TOO_SHORT")
+    min_registered_fraction: float = Field(
+        default=0.5, gt=0, le=1, description="register fewer than this share of frames: TOO_FEW_FRAMES_REGISTERED"
+    )
+    max_num_features: int = Field(default=8192, ge=256, description="SIFT features per frame")
+    sequential_overlap: int = Field(default=10, ge=1, description="neighbours matched in sequential matching")
+    num_threads: int = Field(default=-1, description="COLMAP threads (-1: all cores)")
+
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "preview": {"target_frames": 60, "max_long_side": 640, "max_num_features": 4096},
+        "standard": {},
+        "high": {"target_frames": 300, "max_long_side": 1920, "max_num_features": 16384},
+    }

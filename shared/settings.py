@@ -1,0 +1,71 @@
+"""The one settings class: every knob of every component, from ``VID2SCENE_*`` environment variables.
+
+Secrets have development defaults that are refused unless ``mode`` is ``local`` (the one-command
+all-in-one mode, bound to 127.0.0.1).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET = "changethis"
+
+Device = Literal["auto", "cpu", "cuda"]
+
+
+class Settings(BaseSettings):
+    """vid2scene configuration. Each field is read from ``VID2SCENE_<FIELD>`` (case-insensitive)."""
+
+    model_config = SettingsConfigDict(env_prefix="VID2SCENE_", extra="ignore", frozen=True)
+
+    mode: Literal["local", "service"] = Field(
+        default="service", description="'local' allows the development secrets below; 'service' refuses them"
+    )
+    # --- where things are ------------------------------------------------------------------------
+    mongo_url: str = Field(default="mongodb://127.0.0.1:27017", description="MongoDB connection URL")
+    mongo_db: str = Field(default="vid2scene", description="MongoDB database name")
+    amqp_url: str = Field(
+        default="amqp://guest:guest@127.0.0.1:5672/%2F", description="RabbitMQ URL, or 'memory://' (local mode)"
+    )
+    server_url: str = Field(default="http://127.0.0.1:8000", description="the web server, as workers reach it")
+    data_dir: Path = Field(default=Path("./vid2scene-data"), description="scratch space for uploads and workers")
+    # --- secrets ---------------------------------------------------------------------------------
+    worker_token: str = Field(default=DEV_SECRET, description="bearer token workers present to /internal/v1")
+    signing_secret: str = Field(default=DEV_SECRET, description="HMAC key that signs artifact download URLs")
+    # --- web server ------------------------------------------------------------------------------
+    host: str = Field(default="127.0.0.1", description="address the web server binds")
+    port: int = Field(default=8000, description="port the web server binds")
+    require_api_key: bool = Field(default=True, description="false only in local mode")
+    max_upload_bytes: int = Field(default=4 * 1024**3, gt=0, description="largest accepted upload")
+    signed_url_ttl_s: int = Field(default=3600, gt=0, description="lifetime of a signed artifact URL")
+    lease_s: float = Field(default=120.0, gt=0, description="a stage lease lasts this long without a heartbeat")
+    max_attempts: int = Field(default=3, ge=1, description="attempts per stage before it fails for good")
+    reaper_interval_s: float = Field(default=10.0, gt=0, description="how often expired leases are looked for")
+    unclaimed_requeue_s: float = Field(
+        default=600.0, gt=0, description="a queued stage nobody claimed for this long is published again"
+    )
+    retry_backoff_s: float = Field(default=5.0, ge=0, description="first backoff before a retried attempt")
+    # --- workers ---------------------------------------------------------------------------------
+    device: Device = Field(default="auto", description="compute device for training stages")
+    heartbeat_s: float = Field(default=15.0, gt=0, description="how often a worker heartbeats its stage")
+    worker_id: str | None = Field(default=None, description="defaults to hostname:pid")
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets(self) -> Settings:
+        if self.mode != "local":
+            weak = [
+                name
+                for name in ("worker_token", "signing_secret")
+                if getattr(self, name) == DEV_SECRET or len(getattr(self, name)) < 16
+            ]
+            if weak:
+                names = ", ".join(f"VID2SCENE_{n.upper()}" for n in weak)
+                raise ValueError(
+                    f"{names} must be set to a secret of at least 16 characters outside local mode "
+                    "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+                )
+        return self
