@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     amqp_url: str = Field(
         default="amqp://guest:guest@127.0.0.1:5672/%2F", description="RabbitMQ URL, or 'memory://' (local mode)"
     )
+    queue_prefix: str = Field(
+        default="", pattern=r"^[A-Za-z0-9_.-]*$", description="prefix of exchange and queue names (test isolation)"
+    )
     server_url: str = Field(default="http://127.0.0.1:8000", description="the web server, as workers reach it")
     data_dir: Path = Field(default=Path("./vid2scene-data"), description="scratch space for uploads and workers")
     # --- secrets ---------------------------------------------------------------------------------

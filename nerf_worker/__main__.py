@@ -1,0 +1,11 @@
+"""``python -m nerf_worker``: consume ``stage.nerf`` with the settings in the ``VID2SCENE_*`` environment."""
+
+from __future__ import annotations
+
+import sys
+
+from nerf_worker.consumer import make_spec
+from shared.consumer import worker_main
+
+if __name__ == "__main__":
+    sys.exit(worker_main(lambda settings: make_spec(settings.device)))

@@ -1,0 +1,519 @@
+"""The consumer loop every worker runs: a message in, a stage run under a lease, the result reported.
+
+For each delivery (one at a time):
+
+1. Decode the :class:`~shared.messages.StageRequest`; a body that does not parse (or names another
+   stage) is dead-lettered and the worker carries on.
+2. **Claim** the stage. A 409 (stale attempt, already claimed, cancelled, finished) → ack and drop.
+3. Fetch the inputs into a per-job scratch directory and validate ``lease.options``.
+4. Run the stage handler while a heartbeat thread reports progress every ``heartbeat_s``. The
+   handler's ``on_progress`` raises :class:`~shared.errors.Cancelled` once a heartbeat answered
+   ``cancelled``, :class:`~shared.worker_client.LeaseLost` once a heartbeat got 409, and
+   :class:`WorkerStopping` once the worker is asked to stop.
+5. Upload the artifacts, then **report** the result: ``succeeded``; or ``failed`` with the
+   :class:`~shared.errors.StageError`'s code and retryability (``CANCELLED`` for a cancellation;
+   ``INTERNAL``, retryable, for any other exception).
+6. **Ack only after the server accepted the result.** Lease lost anywhere → ack and drop. Server
+   unreachable past the client's retry budget, or the worker stopping → requeue (the message comes
+   back marked redelivered, and its next claim takes over the lease at once).
+7. Remove the scratch directory.
+
+Workers hold no retry state: attempts, leases and re-publishing belong to the server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from shared.broker import Broker, Delivery, make_broker
+from shared.errors import Cancelled, ErrorCode, StageError
+from shared.messages import StageName, StageRequest
+from shared.options import OPTIONS_BY_STAGE, StageOptions
+from shared.progress import ProgressFn
+from shared.settings import Settings
+from shared.worker_api import ClaimRequest, Heartbeat, Lease, StageErrorBody, StageResult
+from shared.worker_client import LeaseLost, ServerUnreachable, WorkerApiError, WorkerAuthError, WorkerClient
+
+log = logging.getLogger(__name__)
+
+#: The file in a stage's output folder that holds its metrics (uploaded as ``report-<stage>.json``).
+REPORT_FILE = "report.json"
+
+
+class WorkerStopping(Exception):  # noqa: N818 - a state, not an error
+    """Raised by ``on_progress`` when the worker was asked to stop; the message is requeued unreported."""
+
+
+@dataclass(frozen=True)
+class StageJob:
+    """What a stage handler gets for one attempt.
+
+    Attributes:
+        request: the message.
+        lease: the server's grant (``attempt``, resolved ``options``).
+        options: ``lease.options`` validated as the stage's options model.
+        inputs: downloaded input files by input name (``input``, ``sfm.tar``).
+        work_dir: an empty scratch folder for the handler.
+        out_dir: the (absent) folder the stage function writes its outputs to.
+        on_progress: progress callback and cancellation point.
+    """
+
+    request: StageRequest
+    lease: Lease
+    options: StageOptions
+    inputs: dict[str, Path]
+    work_dir: Path
+    out_dir: Path
+    on_progress: ProgressFn
+
+
+@dataclass(frozen=True)
+class StageOutput:
+    """What a stage handler returns: files to upload by artifact name, and the stage's metrics."""
+
+    artifacts: dict[str, Path]
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+#: Maps one attempt's inputs to the pure stage function; raises StageError (or anything) on failure.
+StageHandler = Callable[[StageJob], StageOutput]
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """A worker kind: its stage, the inputs it fetches, and its handler."""
+
+    stage: StageName
+    inputs: tuple[str, ...]
+    handler: StageHandler
+
+
+def collect_outputs(out_dir: Path, files: dict[str, str]) -> StageOutput:
+    """The :class:`StageOutput` of a stage's output folder: metrics from its ``report.json``.
+
+    Args:
+        out_dir: the folder the stage function wrote.
+        files: artifact name → file name in ``out_dir`` (``{"report-gs.json": "report.json"}``).
+
+    Raises:
+        StageError: ``INTERNAL`` when a promised file is missing (a bug in the stage).
+    """
+    artifacts = {name: out_dir / file_name for name, file_name in files.items()}
+    missing = sorted(name for name, path in artifacts.items() if not path.is_file())
+    if missing:
+        raise StageError(ErrorCode.INTERNAL, f"the stage finished without writing {', '.join(missing)}")
+    report = out_dir / REPORT_FILE
+    metrics = json.loads(report.read_text()) if report.is_file() else {}
+    return StageOutput(artifacts=artifacts, metrics=metrics)
+
+
+class _Settle(enum.Enum):
+    ACK = "ack"
+    REQUEUE = "requeue"
+    DEAD_LETTER = "dead-letter"
+
+
+class _Heartbeat:
+    """Heartbeats progress in a thread; turns the server's answers into exceptions at ``on_progress``."""
+
+    def __init__(
+        self, client: WorkerClient, request: StageRequest, lease_id: str, interval_s: float, stopping: threading.Event
+    ) -> None:
+        self._client = client
+        self._request = request
+        self._lease_id = lease_id
+        self._interval_s = interval_s
+        self._stopping = stopping
+        self._lock = threading.Lock()
+        self._progress = (0.0, "starting")
+        self._done = threading.Event()
+        self.cancelled = threading.Event()
+        self.lease_lost: LeaseLost | None = None
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{request.job_id}", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def on_progress(self, fraction: float, message: str) -> None:
+        """The handler's progress callback: records progress, raises if the attempt must end."""
+        with self._lock:
+            self._progress = (min(max(float(fraction), 0.0), 1.0), message[:500])
+        self.check()
+
+    def check(self) -> None:
+        """Raise :class:`LeaseLost`, :class:`Cancelled` or :class:`WorkerStopping` when due."""
+        if self.lease_lost is not None:
+            raise self.lease_lost
+        if self.cancelled.is_set():
+            raise Cancelled()
+        if self._stopping.is_set():
+            raise WorkerStopping()
+
+    def _run(self) -> None:
+        while not self._done.wait(self._interval_s):
+            with self._lock:
+                progress, message = self._progress
+            beat = Heartbeat(lease_id=self._lease_id, progress=progress, message=message)
+            try:
+                reply = self._client.heartbeat(
+                    self._request.job_id, self._request.stage, beat, retry_for_s=self._interval_s
+                )
+            except LeaseLost as exc:
+                log.warning("lease of %s/%s lost: %s", self._request.job_id, self._request.stage, exc)
+                self.lease_lost = exc
+                return
+            except WorkerApiError as exc:  # unreachable or refused: keep working, try again next period
+                log.warning("heartbeat of %s/%s failed: %s", self._request.job_id, self._request.stage, exc)
+                continue
+            if reply.cancelled and not self.cancelled.is_set():
+                log.info("job %s was cancelled", self._request.job_id)
+                self.cancelled.set()
+
+
+class Worker:
+    """One consumer of one stage queue: claims, runs, reports and settles each message.
+
+    Args:
+        spec: the stage, its inputs and its handler.
+        broker: where the stage's messages come from.
+        client: the worker API client.
+        worker_id: how the server records this worker.
+        scratch_root: parent of the per-job scratch folders (each removed after its job).
+        heartbeat_s: heartbeat at most this far apart (the lease's ``heartbeat_s`` applies when shorter).
+    """
+
+    def __init__(
+        self,
+        spec: WorkerSpec,
+        broker: Broker,
+        client: WorkerClient,
+        *,
+        worker_id: str,
+        scratch_root: Path,
+        heartbeat_s: float | None = None,
+    ) -> None:
+        self.spec = spec
+        self.broker = broker
+        self.client = client
+        self.worker_id = worker_id
+        self.scratch_root = scratch_root
+        self.heartbeat_s = heartbeat_s
+        self.fatal: WorkerAuthError | None = None
+        self._stop = threading.Event()
+
+    def run(self, stop: threading.Event) -> None:
+        """Consume the stage's queue until ``stop`` is set (or the worker token is refused).
+
+        Raises:
+            WorkerAuthError: the server refused the worker token; the message was given back.
+        """
+        self._stop = stop
+        log.info("worker %s serving stage %s", self.worker_id, self.spec.stage)
+        self.broker.consume(self.spec.stage, self.handle, stop=stop)
+        if self.fatal is not None:
+            raise self.fatal
+
+    def handle(self, delivery: Delivery) -> None:
+        """The broker handler: process one delivery and settle it."""
+        try:
+            request = StageRequest.from_bytes(delivery.body)
+        except ValidationError as exc:
+            log.error("dead-lettering undecodable message %s: %s", delivery.message_id, exc)
+            delivery.reject_to_dead_letter()
+            return
+        if request.stage != self.spec.stage:
+            log.error(
+                "dead-lettering message %s for stage %s on %s", request.message_id, request.stage, self.spec.stage
+            )
+            delivery.reject_to_dead_letter()
+            return
+        settle = self._process(request, delivery.redelivered)
+        log.info("%s/%s attempt %d: %s", request.job_id, request.stage, request.attempt, settle.value)
+        if settle is _Settle.ACK:
+            delivery.ack()
+        elif settle is _Settle.REQUEUE:
+            delivery.requeue()
+        else:
+            delivery.reject_to_dead_letter()
+
+    def _process(self, request: StageRequest, redelivered: bool) -> _Settle:
+        claim = ClaimRequest(
+            message_id=request.message_id, attempt=request.attempt, worker_id=self.worker_id, redelivered=redelivered
+        )
+        try:
+            lease = self.client.claim(request.job_id, request.stage, claim)
+        except Exception as exc:
+            return self._settle_for(exc, request, "claim")
+        scratch = self.scratch_root / f"{request.job_id}-{request.stage}-{lease.lease_id[:16]}"
+        interval = min(lease.heartbeat_s, self.heartbeat_s or lease.heartbeat_s)
+        try:
+            with _Heartbeat(self.client, request, lease.lease_id, interval, self._stop) as beat:
+                result = self._attempt(request, lease, scratch, beat)
+        except Exception as exc:
+            return self._settle_for(exc, request, "stage")
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        # Heartbeats have stopped: the result call itself reaches the server (a lease that expires
+        # while it retries makes the server redo the stage, and this result is answered 409).
+        try:
+            ack = self.client.report_result(request.job_id, request.stage, result)
+        except Exception as exc:
+            return self._settle_for(exc, request, "result")
+        log.info(
+            "%s/%s %s recorded%s",
+            request.job_id,
+            request.stage,
+            result.status,
+            " (retry scheduled)" if ack.retry_scheduled else "",
+        )
+        return _Settle.ACK
+
+    def _attempt(self, request: StageRequest, lease: Lease, scratch: Path, beat: _Heartbeat) -> StageResult:
+        """Fetch, run, upload; a stage failure becomes a ``failed`` result, the rest propagates."""
+        started = time.monotonic()
+        try:
+            try:
+                options = OPTIONS_BY_STAGE[request.stage].model_validate(lease.options)
+            except ValidationError as exc:
+                raise StageError(ErrorCode.INVALID_OPTIONS, f"invalid {request.stage} options: {exc}") from exc
+            inputs: dict[str, Path] = {}
+            for name in self.spec.inputs:
+                beat.on_progress(0.0, f"downloading {name}")
+                inputs[name] = self.client.fetch_input(request.job_id, name, lease.lease_id, scratch / "inputs")
+            work_dir = scratch / "work"
+            work_dir.mkdir(parents=True)
+            job = StageJob(request, lease, options, inputs, work_dir, scratch / "out", beat.on_progress)
+            output = self.spec.handler(job)
+            uploaded: list[str] = []
+            for name, path in output.artifacts.items():
+                beat.check()
+                self.client.upload_artifact(request.job_id, request.stage, name, path, lease.lease_id)
+                uploaded.append(name)
+            metrics = {**output.metrics, "worker_seconds": round(time.monotonic() - started, 3)}
+            return StageResult(lease_id=lease.lease_id, status="succeeded", metrics=metrics, artifacts=uploaded)
+        except (LeaseLost, WorkerStopping, WorkerAuthError, ServerUnreachable):
+            raise  # nothing to report (or no way to): settled by _settle_for
+        except StageError as exc:
+            log.warning("%s/%s failed: %r", request.job_id, request.stage, exc)
+            error = exc
+        except Exception as exc:
+            log.exception("%s/%s crashed", request.job_id, request.stage)
+            error = StageError(ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}"[:2000], retryable=True)
+        body = StageErrorBody(
+            code=error.code.value, message=error.message, retryable=error.retryable, details=_jsonable(error.details)
+        )
+        metrics = {"worker_seconds": round(time.monotonic() - started, 3)}
+        return StageResult(lease_id=lease.lease_id, status="failed", metrics=metrics, error=body)
+
+    def _settle_for(self, exc: Exception, request: StageRequest, step: str) -> _Settle:
+        """How to settle a message whose ``step`` (claim, stage, result) raised ``exc``."""
+        where = f"{request.job_id}/{request.stage} {step}"
+        if isinstance(exc, LeaseLost):
+            log.info("%s: lease refused (%s), dropping the message", where, exc.code or exc.detail)
+            return _Settle.ACK
+        if isinstance(exc, WorkerStopping):
+            log.info("%s: worker stopping, giving the message back", where)
+            return _Settle.REQUEUE
+        if isinstance(exc, ServerUnreachable):
+            log.error("%s: server unreachable, giving the message back: %s", where, exc)
+            return _Settle.REQUEUE
+        if isinstance(exc, WorkerAuthError):
+            log.critical("%s: the server refused the worker token; stopping this worker", where)
+            self.fatal = exc
+            self._stop.set()
+            return _Settle.REQUEUE
+        if isinstance(exc, WorkerApiError) and exc.status_code in (404, 410):
+            log.warning("%s: job gone (%s), dropping the message", where, exc)
+            return _Settle.ACK
+        log.error("%s: refused (%s), dead-lettering the message", where, exc)
+        return _Settle.DEAD_LETTER
+
+
+def _jsonable(details: dict[str, object]) -> dict[str, Any]:
+    return json.loads(json.dumps(details, default=str))
+
+
+def default_worker_id(stage: StageName, index: int | None = None) -> str:
+    """``host:pid:stage`` (with ``-index`` for in-process pools): unique per worker."""
+    suffix = "" if index is None else f"-{index}"
+    return f"{socket.gethostname()}:{os.getpid()}:{stage}{suffix}"
+
+
+class WorkerPool:
+    """Workers as threads in this process (the local mode), stoppable.
+
+    Args:
+        specs: the worker kinds to run.
+        broker: the broker they consume from (the in-process broker, or RabbitMQ).
+        server_url: the web server's base URL.
+        worker_token: the worker token.
+        scratch_root: parent of the per-job scratch folders.
+        replicas: threads per worker kind.
+        heartbeat_s: heartbeat at most this far apart.
+        retry_for_s: how long worker API calls retry an unreachable server.
+    """
+
+    def __init__(
+        self,
+        specs: Sequence[WorkerSpec],
+        broker: Broker,
+        server_url: str,
+        worker_token: str,
+        scratch_root: Path,
+        *,
+        replicas: int = 1,
+        heartbeat_s: float | None = None,
+        retry_for_s: float = 300.0,
+    ) -> None:
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.errors: list[BaseException] = []
+        self._clients: list[WorkerClient] = []
+        self.workers: list[Worker] = []
+        for spec in specs:
+            for index in range(replicas):
+                client = WorkerClient(server_url, worker_token, retry_for_s=retry_for_s)
+                self._clients.append(client)
+                self.workers.append(
+                    Worker(
+                        spec,
+                        broker,
+                        client,
+                        worker_id=default_worker_id(spec.stage, index),
+                        scratch_root=scratch_root / spec.stage,
+                        heartbeat_s=heartbeat_s,
+                    )
+                )
+
+    def start(self) -> WorkerPool:
+        """Start one thread per worker; returns ``self``."""
+        for worker in self.workers:
+            thread = threading.Thread(target=self._run, args=(worker,), name=worker.worker_id, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def _run(self, worker: Worker) -> None:
+        try:
+            worker.run(self._stop)
+        except BaseException as exc:
+            log.exception("worker %s stopped with an error", worker.worker_id)
+            self.errors.append(exc)
+
+    def stop(self, timeout_s: float = 60.0) -> None:
+        """Stop every worker: running stages end at their next progress call and are requeued."""
+        self._stop.set()
+        deadline = time.monotonic() + timeout_s
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        for client in self._clients:
+            client.close()
+
+    def __enter__(self) -> WorkerPool:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_workers(
+    specs: Sequence[WorkerSpec],
+    broker: Broker,
+    server_url: str,
+    worker_token: str,
+    scratch_root: Path,
+    *,
+    replicas: int = 1,
+    heartbeat_s: float | None = None,
+) -> WorkerPool:
+    """Run ``replicas`` workers of each spec as threads in this process; stop them with ``.stop()``."""
+    pool = WorkerPool(specs, broker, server_url, worker_token, scratch_root, replicas=replicas, heartbeat_s=heartbeat_s)
+    return pool.start()
+
+
+def run_worker_process(spec: WorkerSpec, settings: Settings | None = None, *, broker: Broker | None = None) -> int:
+    """A worker process's main: read ``VID2SCENE_*`` settings, consume until SIGTERM/SIGINT.
+
+    On SIGTERM the running stage stops at its next progress call and its message is requeued
+    unreported (marked redelivered, so the next worker takes the lease over at once).
+
+    Args:
+        spec: the worker kind.
+        settings: defaults to ``Settings()`` (the environment).
+        broker: defaults to ``make_broker(settings.amqp_url, prefix=settings.queue_prefix)`` (the prefix
+            where Settings has that field; tests may pass a broker of their own).
+
+    Returns:
+        The exit code: 0 after a signal, 2 when the worker token was refused or the broker URL is
+        in-process (``memory://`` cannot reach another process).
+    """
+    settings = settings or Settings()
+    if broker is None and settings.amqp_url.startswith("memory:"):
+        log.error("VID2SCENE_AMQP_URL is %s: a worker process needs RabbitMQ (amqp://...)", settings.amqp_url)
+        return 2
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("signal %d: stopping after the current step", signum)
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, on_signal)
+    # ``queue_prefix`` isolates a deployment's queues on a shared broker, where Settings declares it.
+    broker = broker or make_broker(settings.amqp_url, prefix=str(getattr(settings, "queue_prefix", "") or ""))
+    with WorkerClient(settings.server_url, settings.worker_token) as client:
+        worker = Worker(
+            spec,
+            broker,
+            client,
+            worker_id=settings.worker_id or default_worker_id(spec.stage),
+            scratch_root=settings.data_dir / "scratch" / spec.stage,
+            heartbeat_s=settings.heartbeat_s,
+        )
+        try:
+            worker.run(stop)
+        except WorkerAuthError:
+            return 2
+        finally:
+            with contextlib.suppress(Exception):
+                broker.close()
+    return 0
+
+
+def worker_main(make_spec: Callable[[Settings], WorkerSpec]) -> int:
+    """``python -m <stage>_worker``: logging, settings from the environment, then :func:`run_worker_process`.
+
+    Args:
+        make_spec: builds the worker kind from the settings (e.g. to pass ``settings.device``).
+
+    Returns:
+        The exit code: 2 when the settings are invalid (the message says which variable).
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            log.error("invalid settings: %s", error["msg"])
+        return 2
+    return run_worker_process(make_spec(settings), settings)

@@ -1,0 +1,97 @@
+"""A worker process on RabbitMQ: SIGTERM mid-stage gives the message back, and the next worker takes it over."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shared.consumer import StageJob, StageOutput, Worker, WorkerSpec
+from shared.messages import StageRequest
+from shared.worker_client import WorkerClient
+from tests.consumer.worker_api_server import TOKEN, WorkerApiServer
+
+WAIT_S = 20.0
+
+WORKER_SCRIPT = """
+import sys, time
+from pathlib import Path
+from shared.broker.rabbitmq import RabbitMQBroker
+from shared.consumer import WorkerSpec, run_worker_process
+from shared.settings import Settings
+
+url, prefix, server_url, token, data_dir = sys.argv[1:6]
+
+def endless(job):
+    print("running", job.inputs["input"].name, flush=True)
+    while True:
+        job.on_progress(0.3, "working")
+        time.sleep(0.05)
+
+settings = Settings(mode="local", server_url=server_url, worker_token=token, data_dir=Path(data_dir), amqp_url=url)
+broker = RabbitMQBroker(url, prefix=prefix)
+sys.exit(run_worker_process(WorkerSpec("sfm", ("input",), endless), settings, broker=broker))
+"""
+
+
+@pytest.fixture
+def api() -> Iterator[WorkerApiServer]:
+    server = WorkerApiServer(heartbeat_s=0.2).start()
+    server.inputs[("job-1", "input")] = b"video bytes"
+    yield server
+    server.stop()
+
+
+@pytest.mark.service
+def test_sigterm_mid_stage_requeues_the_message_and_the_next_worker_takes_the_lease_over(
+    api: WorkerApiServer, rabbitmq_url: str, rabbitmq_prefix: str, tmp_path: Path
+) -> None:
+    from shared.broker.rabbitmq import RabbitMQBroker
+
+    broker = RabbitMQBroker(rabbitmq_url, prefix=rabbitmq_prefix)
+    broker.declare()
+    request = StageRequest(job_id="job-1", stage="sfm", attempt=1)
+    broker.publish("sfm", request.to_bytes(), message_id=request.message_id)
+
+    args = [rabbitmq_url, rabbitmq_prefix, api.url, TOKEN, str(tmp_path / "data")]
+    child = subprocess.Popen([sys.executable, "-c", WORKER_SCRIPT, *args], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "running input.mp4"
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(WAIT_S) == 0
+    finally:
+        if child.poll() is None:
+            child.kill()
+    state = api.stage("job-1", "sfm")
+    assert state.results == [] and state.claims[0].redelivered is False
+    assert broker.message_count("sfm") == 1  # given back, not acked, not dead-lettered
+    assert list((tmp_path / "data" / "scratch" / "sfm").iterdir()) == []
+
+    def quick(job: StageJob) -> StageOutput:
+        job.out_dir.mkdir()
+        (job.out_dir / "report.json").write_text("{}")
+        return StageOutput(artifacts={"report-sfm.json": job.out_dir / "report.json"})
+
+    stop = threading.Event()
+    with WorkerClient(api.url, TOKEN) as client:
+        worker = Worker(
+            WorkerSpec("sfm", ("input",), quick), broker, client, worker_id="next", scratch_root=tmp_path / "s"
+        )
+        thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+        thread.start()
+        deadline = time.monotonic() + WAIT_S
+        while not state.results and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stop.set()
+        thread.join(WAIT_S)
+    assert [r.status for r in state.results] == ["succeeded"]
+    assert state.claims[1].redelivered is True and state.attempt == 2
+    assert broker.message_count("sfm") == 0
+    broker.close()
