@@ -479,8 +479,8 @@ def run_worker_process(spec: WorkerSpec, settings: Settings | None = None, *, br
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, on_signal)
-    # ``queue_prefix`` isolates a deployment's queues on a shared broker, where Settings declares it.
-    broker = broker or make_broker(settings.amqp_url, prefix=str(getattr(settings, "queue_prefix", "") or ""))
+    # ``queue_prefix`` isolates a deployment's queues on a shared broker.
+    broker = broker or make_broker(settings.amqp_url, prefix=settings.queue_prefix)
     with WorkerClient(settings.server_url, settings.worker_token) as client:
         worker = Worker(
             spec,

@@ -1,0 +1,1 @@
+"""Gaussian-splatting stage: training, rasterizers, exports and flythrough."""

@@ -1,0 +1,160 @@
+"""The FastAPI application: routers, problem+json errors, request metrics, and the reaper task."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import importlib.util
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+from pymongo.database import Database
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.settings import Settings
+from web_server.metrics import Metrics
+from web_server.orchestration import Orchestrator
+from web_server.problems import install_problem_handlers
+from web_server.publisher import StagePublisher
+from web_server.routers import artifacts, events, health, jobs, worker
+from web_server.store import Store, connect, utcnow
+
+logger = logging.getLogger(__name__)
+
+#: How often SSE streams poll MongoDB for changes.
+SSE_POLL_S = 0.5
+#: Retries whose backoff is over are published at least this often, whatever the reaper interval.
+RETRY_TICK_S = 1.0
+UI_MODULE = "web_server.ui"
+
+
+class RequestMetricsMiddleware:
+    """Counts answered requests by method, route template and status (ASGI, streaming-safe)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def send_and_record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_record)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", None) or "unmatched"
+            self.metrics.count_request(scope["method"], path, status)
+
+
+async def run_reaper(orchestrator: Orchestrator, interval_s: float) -> None:
+    """Publish due retries every second and run a full reaper pass every ``interval_s``, forever."""
+    tick = min(interval_s, RETRY_TICK_S)
+    last_full = 0.0
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            if loop.time() - last_full >= interval_s:
+                last_full = loop.time()
+                report = await run_in_threadpool(orchestrator.reap, utcnow())
+                if report.requeued or report.worker_lost or report.published or report.settled:
+                    logger.info("reaper: %s", report)
+            else:
+                await run_in_threadpool(orchestrator.publish_due_retries, utcnow())
+        except Exception:
+            logger.exception("reaper pass failed; trying again in %.1f s", tick)
+        await asyncio.sleep(tick)
+
+
+def _declare_queues(broker: object) -> None:
+    """Declare the stage queues when the broker can (idempotent); a broker down now is retried by publishes."""
+    declare = getattr(broker, "declare", None)
+    if not callable(declare):
+        return
+    try:
+        declare()
+    except Exception:
+        logger.exception("declaring the stage queues failed; publishes will report it")
+
+
+def _include_ui(app: FastAPI) -> None:
+    """Mount the web page's router when the optional ``web_server.ui`` module exists."""
+    if importlib.util.find_spec(UI_MODULE) is None:
+        return
+    app.include_router(importlib.import_module(UI_MODULE).router)
+
+
+def create_app(settings: Settings, *, broker: StagePublisher | None = None, db: Database | None = None) -> FastAPI:
+    """Build the web server.
+
+    Args:
+        settings: the configuration.
+        broker: publishes stage requests; default ``shared.broker.make_broker(settings.amqp_url, prefix=settings.queue_prefix)``.
+        db: the MongoDB database; default ``settings.mongo_db`` on ``settings.mongo_url``.
+
+    Returns:
+        The app. Its lifespan creates the indexes, declares the stage queues and runs the reaper; a
+        client or broker the app created itself is closed at shutdown. Raises ``ValueError`` when
+        API keys are switched off outside local mode.
+    """
+    if not settings.require_api_key and settings.mode != "local":
+        raise ValueError("VID2SCENE_REQUIRE_API_KEY=false is only allowed with VID2SCENE_MODE=local")
+    owned: list[Any] = []
+    if db is None:
+        db = connect(settings.mongo_url, settings.mongo_db)
+        owned.append(db.client)
+    if broker is None:
+        from shared.broker import make_broker
+
+        broker = make_broker(settings.amqp_url, prefix=settings.queue_prefix)
+        owned.append(broker)
+    store = Store(db)
+    orchestrator = Orchestrator(store, broker, settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(store.ensure_indexes)
+        await run_in_threadpool(_declare_queues, broker)
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        reaper = asyncio.create_task(run_reaper(orchestrator, settings.reaper_interval_s), name="reaper")
+        try:
+            yield
+        finally:
+            reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reaper
+            for resource in owned:
+                close = getattr(resource, "close", None)
+                if callable(close):
+                    close()
+
+    app = FastAPI(
+        title="vid2scene",
+        version="0.1.0",
+        description="Upload a video; get camera poses, Gaussian splats, a TensoRF field and a flythrough.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.store = store
+    app.state.broker = broker
+    app.state.orchestrator = orchestrator
+    app.state.metrics = Metrics()
+    app.state.sse_poll_s = SSE_POLL_S
+    install_problem_handlers(app)
+    app.add_middleware(RequestMetricsMiddleware, metrics=app.state.metrics)
+    for module in (jobs, artifacts, events, worker, health):
+        app.include_router(module.router)
+    _include_ui(app)
+    return app
