@@ -511,9 +511,12 @@ def worker_main(make_spec: Callable[[Settings], WorkerSpec]) -> int:
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        settings = Settings()
+        settings = Settings().require_secrets("worker_token")
     except ValidationError as exc:
         for error in exc.errors():
             log.error("invalid settings: %s", error["msg"])
+        return 2
+    except ValueError as exc:
+        log.error("invalid settings: %s", exc)
         return 2
     return run_worker_process(make_spec(settings), settings)

@@ -1,7 +1,8 @@
 """The one settings class: every knob of every component, from ``VID2SCENE_*`` environment variables.
 
-Secrets have development defaults that are refused unless ``mode`` is ``local`` (the one-command
-all-in-one mode, bound to 127.0.0.1).
+Secrets have development defaults; each component checks the secrets it uses with
+:meth:`Settings.require_secrets`, which refuses the defaults unless ``mode`` is ``local`` (the
+one-command all-in-one mode, bound to 127.0.0.1).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "changethis"
@@ -57,18 +58,29 @@ class Settings(BaseSettings):
     heartbeat_s: float = Field(default=15.0, gt=0, description="how often a worker heartbeats its stage")
     worker_id: str | None = Field(default=None, description="defaults to hostname:pid")
 
-    @model_validator(mode="after")
-    def _refuse_default_secrets(self) -> Settings:
-        if self.mode != "local":
-            weak = [
-                name
-                for name in ("worker_token", "signing_secret")
-                if getattr(self, name) == DEV_SECRET or len(getattr(self, name)) < 16
-            ]
-            if weak:
-                names = ", ".join(f"VID2SCENE_{n.upper()}" for n in weak)
-                raise ValueError(
-                    f"{names} must be set to a secret of at least 16 characters outside local mode "
-                    "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
-                )
+    def require_secrets(self, *names: str) -> Settings:
+        """Check that the named secrets were set, unless in local mode; each component names the ones it uses.
+
+        The web server needs ``worker_token`` and ``signing_secret``; a worker needs only
+        ``worker_token``, so a worker on another machine never holds the URL-signing key.
+
+        Args:
+            names: field names of secrets, e.g. ``"worker_token"``.
+
+        Returns:
+            ``self``, for chaining.
+
+        Raises:
+            ValueError: a named secret still has its development default or is shorter than 16
+                characters, outside local mode. The message names the environment variables.
+        """
+        if self.mode == "local":
+            return self
+        weak = [name for name in names if getattr(self, name) == DEV_SECRET or len(getattr(self, name)) < 16]
+        if weak:
+            variables = ", ".join(f"VID2SCENE_{name.upper()}" for name in weak)
+            raise ValueError(
+                f"{variables} must be set to a secret of at least 16 characters outside local mode "
+                "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+            )
         return self

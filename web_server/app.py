@@ -107,8 +107,9 @@ def create_app(settings: Settings, *, broker: StagePublisher | None = None, db: 
     Returns:
         The app. Its lifespan creates the indexes, declares the stage queues and runs the reaper; a
         client or broker the app created itself is closed at shutdown. Raises ``ValueError`` when
-        API keys are switched off outside local mode.
+        API keys are switched off, or a secret is left at its default, outside local mode.
     """
+    settings.require_secrets("worker_token", "signing_secret")
     if not settings.require_api_key and settings.mode != "local":
         raise ValueError("VID2SCENE_REQUIRE_API_KEY=false is only allowed with VID2SCENE_MODE=local")
     owned: list[Any] = []
