@@ -8,6 +8,8 @@ import pytest
 
 pytest_plugins = [
     "tests.fixtures.data",
+    "tests.fixtures.mongo",
+    "tests.fixtures.rabbitmq",
 ]
 
 IN_CI = bool(os.environ.get("CI"))

@@ -1,0 +1,53 @@
+"""API keys: random tokens shown once, stored as their SHA-256.
+
+A token looks like ``v2s_<key id>_<secret>``; only ``sha256(token)`` is stored, so a leaked
+database does not leak usable keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from web_server.models import StoredApiKey
+from web_server.store import Store, utcnow
+
+TOKEN_PREFIX = "v2s_"
+
+
+def hash_token(token: str) -> str:
+    """The stored form of a token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_key(store: Store, owner: str) -> tuple[StoredApiKey, str]:
+    """Create a key for ``owner``.
+
+    Returns:
+        The stored key and the token (shown once; it cannot be recovered later).
+    """
+    if not owner.strip():
+        raise ValueError("an API key needs a non-empty owner")
+    key_id = secrets.token_hex(6)
+    token = f"{TOKEN_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+    doc = {"_id": key_id, "owner": owner.strip(), "token_sha256": hash_token(token), "created_at": utcnow()}
+    store.api_keys.insert_one(doc)
+    return StoredApiKey.model_validate(doc), token
+
+
+def list_keys(store: Store, owner: str | None = None) -> list[StoredApiKey]:
+    """All keys (of ``owner`` when given), oldest first."""
+    query = {"owner": owner} if owner else {}
+    return [StoredApiKey.model_validate(d) for d in store.api_keys.find(query).sort("created_at", 1)]
+
+
+def revoke_key(store: Store, key_id: str) -> bool:
+    """Revoke a key by id; returns whether a live key was revoked."""
+    res = store.api_keys.update_one({"_id": key_id, "revoked_at": None}, {"$set": {"revoked_at": utcnow()}})
+    return res.modified_count == 1
+
+
+def owner_for_token(store: Store, token: str) -> str | None:
+    """The owner of a live key, or None."""
+    doc = store.api_keys.find_one({"token_sha256": hash_token(token), "revoked_at": None}, {"owner": 1})
+    return doc["owner"] if doc else None

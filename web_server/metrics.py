@@ -1,0 +1,75 @@
+"""Prometheus metrics in the text exposition format: counters kept in process, gauges read from MongoDB."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+from shared.messages import STAGES
+from web_server.models import JOB_STATUSES, STAGE_STATUSES
+from web_server.store import Store
+
+
+def _labels(**labels: str) -> str:
+    inner = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    return "{" + inner + "}"
+
+
+class Metrics:
+    """Counters of one server process (requests, uploads), thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests: Counter[tuple[str, str, int]] = Counter()
+        self.uploads: Counter[str] = Counter()
+        self.upload_bytes = 0
+
+    def count_request(self, method: str, route: str, status: int) -> None:
+        """Count one answered request by method, route template and status."""
+        with self._lock:
+            self.requests[(method, route, status)] += 1
+
+    def count_upload(self, result: str, size: int = 0) -> None:
+        """Count one upload by outcome (``accepted``, ``too_large``, ``invalid_video``, ...) and its bytes."""
+        with self._lock:
+            self.uploads[result] += 1
+            if result == "accepted":
+                self.upload_bytes += size
+
+    def render(self, store: Store) -> str:
+        """The metrics page: job and stage gauges from MongoDB, then this process's counters."""
+        jobs: Counter[str] = Counter()
+        stages: Counter[tuple[str, str]] = Counter()
+        projection = {"status": 1, **{f"stages.{s}.status": 1 for s in STAGES}}
+        for doc in store.jobs.find({}, projection):
+            jobs[doc.get("status", "")] += 1
+            for name, stage in (doc.get("stages") or {}).items():
+                stages[(name, stage.get("status", ""))] += 1
+        lines = ["# HELP vid2scene_jobs Jobs by status.", "# TYPE vid2scene_jobs gauge"]
+        lines += [f"vid2scene_jobs{_labels(status=s)} {jobs[s]}" for s in JOB_STATUSES]
+        lines += ["# HELP vid2scene_stages Stages by stage and status.", "# TYPE vid2scene_stages gauge"]
+        lines += [
+            f"vid2scene_stages{_labels(stage=name, status=s)} {stages[(name, s)]}"
+            for name in STAGES
+            for s in STAGE_STATUSES
+        ]
+        with self._lock:
+            uploads = dict(self.uploads)
+            upload_bytes = self.upload_bytes
+            requests = dict(self.requests)
+        lines += ["# HELP vid2scene_uploads_total Uploads by outcome.", "# TYPE vid2scene_uploads_total counter"]
+        lines += [f"vid2scene_uploads_total{_labels(result=r)} {n}" for r, n in sorted(uploads.items())]
+        lines += [
+            "# HELP vid2scene_upload_bytes_total Bytes of accepted uploads.",
+            "# TYPE vid2scene_upload_bytes_total counter",
+            f"vid2scene_upload_bytes_total {upload_bytes}",
+        ]
+        lines += [
+            "# HELP vid2scene_http_requests_total Answered requests.",
+            "# TYPE vid2scene_http_requests_total counter",
+        ]
+        lines += [
+            f"vid2scene_http_requests_total{_labels(method=m, route=r, status=str(s))} {n}"
+            for (m, r, s), n in sorted(requests.items())
+        ]
+        return "\n".join(lines) + "\n"

@@ -1,0 +1,208 @@
+"""The server's data models, kept apart by role (as in the FastAPI full-stack template):
+
+- *stored* models (``Stored*``): documents in MongoDB's ``jobs`` and ``api_keys`` collections;
+- *input* models (``*Create``): what a client submits;
+- *public* models (``*Public``): what the API answers; nothing internal (leases, file ids) leaks.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.messages import StageName
+from shared.options.base import PresetName
+
+JobStatus = Literal["queued", "running", "succeeded", "partial", "failed", "cancelled"]
+StageStatus = Literal["pending", "queued", "running", "succeeded", "failed", "cancelled"]
+JOB_STATUSES: tuple[JobStatus, ...] = ("queued", "running", "succeeded", "partial", "failed", "cancelled")
+STAGE_STATUSES: tuple[StageStatus, ...] = ("pending", "queued", "running", "succeeded", "failed", "cancelled")
+TERMINAL_JOB: frozenset[str] = frozenset({"succeeded", "partial", "failed", "cancelled"})
+TERMINAL_STAGE: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+
+
+# --- stored ---------------------------------------------------------------------------------------
+class _Stored(BaseModel):
+    model_config = ConfigDict(extra="ignore", arbitrary_types_allowed=True, populate_by_name=True)
+
+
+class StoredError(_Stored):
+    """A stage error: ``{code, message, retryable}`` plus machine-readable details."""
+
+    code: str
+    message: str
+    retryable: bool = False
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class StoredFile(_Stored):
+    """A file in the GridFS bucket that belongs to a job (the input video or an artifact)."""
+
+    name: str
+    stage: str = Field(description="'upload' for the input video, else the stage that wrote it")
+    file_id: Any = Field(description="the GridFS file id")
+    size: int
+    sha256: str
+    content_type: str
+    created_at: datetime
+
+
+class StoredStage(_Stored):
+    """One requested stage of a job, with its lease and attempt bookkeeping."""
+
+    status: StageStatus = "pending"
+    options: dict[str, Any] = Field(default_factory=dict, description="resolved options (preset + overrides)")
+    progress: float = 0.0
+    message: str = ""
+    attempt: int = Field(default=0, description="leases granted so far; the n-th grant is attempt n")
+    worker_id: str | None = None
+    lease_id: str | None = None
+    lease_expires_at: datetime | None = None
+    message_id: str | None = Field(default=None, description="the message the current lease was claimed for")
+    published_message_id: str | None = Field(default=None, description="the last StageRequest published")
+    queued_at: datetime | None = None
+    retry_at: datetime | None = Field(default=None, description="a retry waits for its backoff until then")
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    heartbeat_at: datetime | None = None
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    error: StoredError | None = None
+    last_error: StoredError | None = Field(default=None, description="why the previous attempt ended")
+    artifacts: list[StoredFile] = Field(default_factory=list)
+
+
+class StoredJob(_Stored):
+    """A job document in the ``jobs`` collection."""
+
+    id: str = Field(alias="_id")
+    owner: str
+    name: str | None = None
+    methods: list[StageName]
+    preset: PresetName
+    status: JobStatus
+    version: int = Field(default=0, description="incremented by every write; SSE compares it")
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None = None
+    idempotency_key: str | None = None
+    input: StoredFile
+    video: dict[str, Any] = Field(default_factory=dict, description="the probe of the input video")
+    stages: dict[StageName, StoredStage]
+
+
+class StoredApiKey(_Stored):
+    """An API key; only the SHA-256 of the token is stored."""
+
+    id: str = Field(alias="_id")
+    owner: str
+    token_sha256: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+# --- input ----------------------------------------------------------------------------------------
+class JobCreate(BaseModel):
+    """The form fields of ``POST /v1/jobs`` (the ``video`` file part aside)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    methods: list[Literal["gs", "nerf"]] = Field(min_length=1, description="training stages to run after sfm")
+    preset: PresetName = "standard"
+    name: str | None = Field(default=None, max_length=200)
+    options: dict[StageName, dict[str, Any]] = Field(default_factory=dict)
+
+
+# --- public ---------------------------------------------------------------------------------------
+class ErrorPublic(BaseModel):
+    """Why a stage failed."""
+
+    code: str
+    message: str
+    retryable: bool
+
+
+class StagePublic(BaseModel):
+    """A stage as a client sees it."""
+
+    status: StageStatus
+    progress: float
+    message: str
+    attempt: int
+    max_attempts: int
+    worker_id: str | None
+    queue_position: int | None = Field(description="1 = next to be picked up; only while queued")
+    queued_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    heartbeat_at: datetime | None
+    next_attempt_at: datetime | None = Field(description="when a retry will be queued, while it waits its backoff")
+    metrics: dict[str, Any]
+    error: ErrorPublic | None
+
+
+class ArtifactPublic(BaseModel):
+    """A downloadable file with a signed URL that works without the ``Authorization`` header."""
+
+    name: str
+    stage: str
+    size: int
+    sha256: str
+    content_type: str
+    url: str
+    url_expires_at: datetime
+
+
+class VideoPublic(BaseModel):
+    """What the server detected in the uploaded video."""
+
+    container: str | None = None
+    codec: str | None = None
+    width: int | None = None
+    height: int | None = None
+    frame_count: int | None = None
+    duration_s: float | None = None
+    fps: float | None = None
+    size_bytes: int | None = None
+
+
+class JobPublic(BaseModel):
+    """A job: its status, stages, error and artifacts."""
+
+    id: str
+    name: str | None
+    status: JobStatus
+    methods: list[StageName]
+    preset: PresetName
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    queue_position: int | None = Field(description="the sfm stage's place in its queue while the job is queued")
+    error: ErrorPublic | None = Field(description="the error that failed the job (the first failed stage's)")
+    video: VideoPublic
+    stages: dict[StageName, StagePublic]
+    artifacts: list[ArtifactPublic]
+
+
+class JobList(BaseModel):
+    """One page of jobs, newest first; pass ``next_cursor`` as ``cursor`` for the next page."""
+
+    items: list[JobPublic]
+    next_cursor: str | None
+
+
+class ApiKeyPublic(BaseModel):
+    """An API key as listed (never the token)."""
+
+    id: str
+    owner: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class Health(BaseModel):
+    """Liveness or readiness."""
+
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, str] = Field(default_factory=dict)

@@ -1,0 +1,648 @@
+"""The job state machine: pure transition rules, and the conditional MongoDB writes that apply them.
+
+Rules (see ``shared/ARCHITECTURE.md``, "Job lifecycle"):
+
+- ``sfm`` first; when it succeeds every requested training stage (``gs``, ``nerf``) is queued at
+  once, and one failing never cancels its sibling.
+- A claim grants a lease; the n-th grant is attempt n. A live lease is never granted twice, except
+  to the redelivery of the very message the current holder claimed for (its holder is gone).
+- Every worker write names its lease; a lease that is not the stage's current one is refused.
+- A retryable failure is queued again after a backoff (``retry_at``), up to ``max_attempts``;
+  a permanent one fails the stage at once. The reaper re-queues expired leases the same way and
+  fails them with ``WORKER_LOST`` at the limit, publishes retries whose backoff is over, and
+  re-publishes queued stages nobody claimed.
+- The job status is derived from its stages by :func:`aggregate_status`.
+
+Every write is a single ``find_one_and_update``/``update_one`` whose filter carries the condition
+it relies on, and increments ``version``; writes derived from a read (status aggregation, cancel)
+are conditioned on that read's ``version`` and retried, so concurrent writers never lose updates.
+A stage is written ``queued`` *before* its message is published: a crash in between is repaired
+by the reaper's unclaimed re-publish.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from pymongo import ReturnDocument
+
+from shared.errors import ErrorCode
+from shared.messages import STAGES, TRAINING_STAGES, StageName, StageRequest
+from shared.settings import Settings
+from shared.worker_api import ClaimRequest, Heartbeat, HeartbeatReply, Lease, ResultAck, StageResult
+from web_server.artifact_names import is_stage_artifact
+from web_server.models import TERMINAL_JOB, TERMINAL_STAGE, JobStatus, StoredFile, StoredJob
+from web_server.publisher import StagePublisher
+from web_server.store import Store, as_utc
+
+logger = logging.getLogger(__name__)
+
+ACTIVE_JOB = ["queued", "running"]
+MAX_BACKOFF_S = 600.0
+
+
+class LeaseConflictError(Exception):
+    """A worker call refused with 409; ``code`` is a ``shared.worker_api.ConflictCode``."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+class RejectedError(Exception):
+    """A worker call that is malformed for the stage (unknown stage, missing artifact): 4xx."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+
+
+# --- pure rules -----------------------------------------------------------------------------------
+def aggregate_status(stage_statuses: Mapping[str, str], *, claimed: bool) -> JobStatus:
+    """The status of a job that was not cancelled, from its stages' statuses.
+
+    Args:
+        stage_statuses: stage name -> stage status, for every requested stage (``sfm`` included).
+        claimed: whether any stage was ever claimed (before that a job is ``queued``).
+
+    Returns:
+        ``failed`` when sfm failed or every training stage did; ``succeeded`` when every stage
+        succeeded; ``partial`` when all finished and some but not all training stages succeeded;
+        otherwise ``running`` (or ``queued`` before the first claim).
+    """
+    if stage_statuses.get("sfm") == "failed":
+        return "failed"
+    if any(status not in TERMINAL_STAGE for status in stage_statuses.values()):
+        return "running" if claimed else "queued"
+    training = [status for name, status in stage_statuses.items() if name != "sfm"]
+    if all(status == "succeeded" for status in stage_statuses.values()):
+        return "succeeded"
+    if any(status == "succeeded" for status in training):
+        return "partial"
+    return "failed"
+
+
+def next_stages(finished: StageName, methods: list[StageName]) -> list[StageName]:
+    """The stages to queue when ``finished`` succeeds: the requested training stages after ``sfm``."""
+    if finished != "sfm":
+        return []
+    return [stage for stage in TRAINING_STAGES if stage in methods]
+
+
+def retry_delay_s(failed_attempt: int, base_s: float) -> float:
+    """Exponential backoff before the attempt after ``failed_attempt``: ``base · 2^(n−1)``, capped."""
+    if base_s <= 0:
+        return 0.0
+    return min(base_s * 2 ** max(failed_attempt - 1, 0), MAX_BACKOFF_S)
+
+
+def should_retry(attempt: int, max_attempts: int, retryable: bool) -> bool:
+    """Whether a failed attempt is tried again: retryable and attempts left."""
+    return retryable and attempt < max_attempts
+
+
+def first_error(job: StoredJob) -> dict[str, Any] | None:
+    """The error that decided a failed or partial job: sfm's, else the first failed training stage's."""
+    for name in STAGES:
+        stage = job.stages.get(name)
+        if stage is not None and stage.status == "failed" and stage.error is not None:
+            return stage.error.model_dump()
+    return None
+
+
+@dataclass
+class ReapReport:
+    """What one reaper pass did (job ids)."""
+
+    requeued: list[str] = field(default_factory=list)
+    worker_lost: list[str] = field(default_factory=list)
+    published: list[str] = field(default_factory=list)
+    settled: list[str] = field(default_factory=list)
+
+
+# --- the orchestrator -----------------------------------------------------------------------------
+class Orchestrator:
+    """Applies the rules to MongoDB and publishes stage requests.
+
+    Args:
+        store: the database.
+        publisher: the broker (``publish(stage, body, *, message_id)``).
+        settings: lease length, attempt limit, backoff, requeue delay.
+    """
+
+    def __init__(self, store: Store, publisher: StagePublisher, settings: Settings) -> None:
+        self.store = store
+        self.publisher = publisher
+        self.settings = settings
+
+    @property
+    def heartbeat_s(self) -> float:
+        """How often a worker must heartbeat: often enough for three beats per lease."""
+        return min(self.settings.heartbeat_s, self.settings.lease_s / 3)
+
+    # -- reading -----------------------------------------------------------------------------------
+    def get(self, job_id: str) -> StoredJob | None:
+        """The job, or None."""
+        doc = self.store.jobs.find_one({"_id": job_id})
+        return StoredJob.model_validate(doc) if doc else None
+
+    # -- creating and publishing -------------------------------------------------------------------
+    def create_job(self, doc: dict[str, Any], now: datetime) -> StoredJob:
+        """Insert a new job (its ``sfm`` stage ``pending``) and queue ``sfm``.
+
+        Raises ``pymongo.errors.DuplicateKeyError`` when the owner's idempotency key is taken.
+        """
+        self.store.jobs.insert_one(doc)
+        self.publish_stage(doc["_id"], "sfm", now, expect={"stages.sfm.status": "pending"})
+        job = self.get(doc["_id"])
+        assert job is not None
+        return job
+
+    def publish_stage(
+        self,
+        job_id: str,
+        stage: StageName,
+        now: datetime,
+        *,
+        expect: dict[str, Any],
+        message: str = "waiting for a worker",
+    ) -> bool:
+        """Mark a stage ``queued`` (when ``expect`` still holds) and publish its request.
+
+        Args:
+            job_id: the job.
+            stage: the stage to queue.
+            now: the current time.
+            expect: extra filter conditions the write relies on (a status, a ``retry_at``).
+            message: the stage's message while it waits.
+
+        Returns:
+            Whether this call queued the stage (False: another writer changed it first).
+        """
+        message_id = uuid.uuid4().hex
+        p = f"stages.{stage}"
+        doc = self.store.jobs.find_one_and_update(
+            {"_id": job_id, "status": {"$in": ACTIVE_JOB}, **expect},
+            {
+                "$set": {
+                    f"{p}.status": "queued",
+                    f"{p}.queued_at": now,
+                    f"{p}.retry_at": None,
+                    f"{p}.published_message_id": message_id,
+                    f"{p}.message": message,
+                    "updated_at": now,
+                },
+                "$inc": {"version": 1},
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+        if doc is None:
+            return False
+        stage_doc = doc["stages"][stage]
+        request = StageRequest(
+            message_id=message_id,
+            job_id=job_id,
+            stage=stage,
+            attempt=int(stage_doc.get("attempt", 0)) + 1,
+            options=stage_doc.get("options", {}),
+            created_at=now,
+        )
+        try:
+            self.publisher.publish(stage, request.to_bytes(), message_id=message_id)
+        except Exception:  # the stage stays queued; the reaper publishes it again later
+            logger.exception("publishing %s of job %s failed; the reaper will retry", stage, job_id)
+        return True
+
+    # -- worker calls ------------------------------------------------------------------------------
+    def claim(self, job_id: str, stage: StageName, request: ClaimRequest, now: datetime) -> Lease:
+        """Grant the stage's lease for the message a worker received, or raise :class:`LeaseConflictError`."""
+        p = f"stages.{stage}"
+        takeovers: list[dict[str, Any]] = [
+            {f"{p}.status": "queued"},
+            {f"{p}.status": "running", f"{p}.lease_expires_at": {"$lte": now}},
+        ]
+        if request.redelivered:
+            takeovers.append({f"{p}.status": "running", f"{p}.message_id": request.message_id})
+        lease_id = uuid.uuid4().hex
+        expires = now + timedelta(seconds=self.settings.lease_s)
+        doc = self.store.jobs.find_one_and_update(
+            {
+                "_id": job_id,
+                "status": {"$in": ACTIVE_JOB},
+                f"{p}.attempt": {"$lt": self.settings.max_attempts},
+                "$or": takeovers,
+            },
+            {
+                "$set": {
+                    "status": "running",
+                    "updated_at": now,
+                    f"{p}.status": "running",
+                    f"{p}.lease_id": lease_id,
+                    f"{p}.lease_expires_at": expires,
+                    f"{p}.worker_id": request.worker_id,
+                    f"{p}.message_id": request.message_id,
+                    f"{p}.started_at": now,
+                    f"{p}.heartbeat_at": now,
+                    f"{p}.retry_at": None,
+                    f"{p}.progress": 0.0,
+                    f"{p}.message": f"started on {request.worker_id}",
+                },
+                "$inc": {f"{p}.attempt": 1, "version": 1},
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+        if doc is None:
+            raise self._claim_conflict(job_id, stage, now)
+        stage_doc = doc["stages"][stage]
+        return Lease(
+            lease_id=lease_id,
+            expires_at=expires,
+            attempt=int(stage_doc["attempt"]),
+            options=stage_doc.get("options", {}),
+            heartbeat_s=self.heartbeat_s,
+        )
+
+    def _claim_conflict(self, job_id: str, stage: StageName, now: datetime) -> Exception:
+        job = self.get(job_id)
+        if job is None:
+            return LeaseConflictError("JOB_GONE", "The job was deleted.")
+        current = job.stages.get(stage)
+        if current is None:
+            return RejectedError(404, "NOT_FOUND", f"Job {job_id} has no {stage} stage.")
+        if job.status == "cancelled" or current.status == "cancelled":
+            return LeaseConflictError("CANCELLED", "The job was cancelled.")
+        if current.status in TERMINAL_STAGE or job.status in TERMINAL_JOB:
+            return LeaseConflictError("STAGE_FINISHED", f"The {stage} stage already {current.status}.")
+        if current.status == "pending":
+            return LeaseConflictError("STAGE_FINISHED", f"The {stage} stage is not queued yet.")
+        if current.attempt >= self.settings.max_attempts:
+            return LeaseConflictError("ALREADY_CLAIMED", f"The {stage} stage used all {current.attempt} attempts.")
+        expires = as_utc(current.lease_expires_at)
+        return LeaseConflictError(
+            "ALREADY_CLAIMED",
+            f"Attempt {current.attempt} of {stage} is held by {current.worker_id} until {expires}.",
+        )
+
+    def _lease_conflict(self, job_id: str, stage: StageName, lease_id: str) -> Exception:
+        job = self.get(job_id)
+        if job is None:
+            return LeaseConflictError("JOB_GONE", "The job was deleted.")
+        current = job.stages.get(stage)
+        if current is None:
+            return RejectedError(404, "NOT_FOUND", f"Job {job_id} has no {stage} stage.")
+        if current.lease_id != lease_id or current.status in ("pending", "queued"):
+            return LeaseConflictError("STALE_LEASE", "This lease is not the stage's current one; drop the work.")
+        if job.status == "cancelled" or current.status == "cancelled":
+            return LeaseConflictError("CANCELLED", "The job was cancelled.")
+        return LeaseConflictError("STAGE_FINISHED", f"The {stage} stage is {current.status}.")
+
+    def heartbeat(self, job_id: str, stage: StageName, beat: Heartbeat, now: datetime) -> HeartbeatReply:
+        """Renew the lease and record progress; a cancelled job is answered ``cancelled=True``."""
+        p = f"stages.{stage}"
+        expires = now + timedelta(seconds=self.settings.lease_s)
+        doc = self.store.jobs.find_one_and_update(
+            {"_id": job_id, "status": {"$in": ACTIVE_JOB}, f"{p}.lease_id": beat.lease_id, f"{p}.status": "running"},
+            {
+                "$set": {
+                    f"{p}.progress": beat.progress,
+                    f"{p}.message": beat.message,
+                    f"{p}.heartbeat_at": now,
+                    f"{p}.lease_expires_at": expires,
+                    "updated_at": now,
+                },
+                "$inc": {"version": 1},
+            },
+            projection={"_id": 1},
+        )
+        if doc is not None:
+            return HeartbeatReply(expires_at=expires, cancelled=False)
+        error = self._lease_conflict(job_id, stage, beat.lease_id)
+        if isinstance(error, LeaseConflictError) and error.code == "CANCELLED":
+            return HeartbeatReply(expires_at=now, cancelled=True)
+        raise error
+
+    def require_lease(self, job_id: str, stage: StageName, lease_id: str) -> StoredJob:
+        """The job when ``lease_id`` is the running stage's current lease, else raise."""
+        job = self.get(job_id)
+        current = job.stages.get(stage) if job else None
+        if (
+            job is None
+            or current is None
+            or job.status not in ACTIVE_JOB
+            or current.status != "running"
+            or current.lease_id != lease_id
+        ):
+            raise self._lease_conflict(job_id, stage, lease_id)
+        return job
+
+    def input_file(self, job_id: str, lease_id: str, name: str) -> StoredFile:
+        """A file a lease holder may read: ``input`` (the video) or an artifact of a finished stage."""
+        job = self.get(job_id)
+        if job is None:
+            raise LeaseConflictError("JOB_GONE", "The job was deleted.")
+        holders = [s for s in job.stages.values() if s.status == "running" and s.lease_id == lease_id]
+        if not holders or job.status not in ACTIVE_JOB:
+            if job.status == "cancelled":
+                raise LeaseConflictError("CANCELLED", "The job was cancelled.")
+            raise LeaseConflictError("STALE_LEASE", "This lease holds no running stage of the job.")
+        if name == "input":
+            return job.input
+        for stage in job.stages.values():
+            if stage.status == "succeeded":
+                for artifact in stage.artifacts:
+                    if artifact.name == name:
+                        return artifact
+        raise RejectedError(404, "NOT_FOUND", f"Job {job_id} has no input named {name!r}.")
+
+    def record_result(self, job_id: str, stage: StageName, result: StageResult, now: datetime) -> ResultAck:
+        """Record an attempt's outcome and move the job on (next stages, retry, or the final status)."""
+        if result.status == "succeeded":
+            self._record_success(job_id, stage, result, now)
+            ack = ResultAck(recorded=True, retry_scheduled=False)
+        else:
+            ack = self._record_failure(job_id, stage, result, now)
+        self.settle(job_id, now)
+        return ack
+
+    def _uploaded(self, job_id: str, stage: StageName, lease_id: str, name: str) -> StoredFile:
+        if not is_stage_artifact(stage, name):
+            raise RejectedError(422, "INVALID_ARTIFACT_NAME", f"The {stage} stage has no artifact named {name!r}.")
+        doc = self.store.file_docs.find_one(
+            {"metadata.job_id": job_id, "metadata.name": name, "metadata.lease_id": lease_id},
+            sort=[("uploadDate", -1)],
+        )
+        if doc is None:
+            raise RejectedError(422, "ARTIFACT_MISSING", f"{name} was not uploaded with this lease.")
+        meta = doc["metadata"]
+        return StoredFile(
+            name=name,
+            stage=stage,
+            file_id=doc["_id"],
+            size=int(doc["length"]),
+            sha256=meta["sha256"],
+            content_type=meta["content_type"],
+            created_at=as_utc(doc["uploadDate"]),
+        )
+
+    def _record_success(self, job_id: str, stage: StageName, result: StageResult, now: datetime) -> None:
+        self.require_lease(job_id, stage, result.lease_id)
+        files = [self._uploaded(job_id, stage, result.lease_id, name) for name in dict.fromkeys(result.artifacts)]
+        p = f"stages.{stage}"
+        doc = self.store.jobs.find_one_and_update(
+            {"_id": job_id, "status": {"$in": ACTIVE_JOB}, f"{p}.lease_id": result.lease_id, f"{p}.status": "running"},
+            {
+                "$set": {
+                    f"{p}.status": "succeeded",
+                    f"{p}.progress": 1.0,
+                    f"{p}.message": "done",
+                    f"{p}.finished_at": now,
+                    f"{p}.metrics": result.metrics,
+                    f"{p}.artifacts": [f.model_dump() for f in files],
+                    f"{p}.error": None,
+                    "updated_at": now,
+                },
+                "$inc": {"version": 1},
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+        if doc is None:
+            raise self._lease_conflict(job_id, stage, result.lease_id)
+        for f in files:  # earlier attempts' copies of the same names
+            self.store.delete_job_files(job_id, name=f.name, keep={f.file_id})
+        methods = doc.get("methods", [])
+        for follower in next_stages(stage, methods):
+            self.publish_stage(job_id, follower, now, expect={f"stages.{follower}.status": "pending"})
+
+    def _record_failure(self, job_id: str, stage: StageName, result: StageResult, now: datetime) -> ResultAck:
+        job = self.require_lease(job_id, stage, result.lease_id)
+        error = (
+            result.error.model_dump()
+            if result.error is not None
+            else {"code": ErrorCode.INTERNAL.value, "message": "The worker reported a failure without an error."}
+        )
+        error.setdefault("retryable", True)
+        error.setdefault("details", {})
+        attempt = job.stages[stage].attempt
+        retry = should_retry(attempt, self.settings.max_attempts, bool(error["retryable"]))
+        p = f"stages.{stage}"
+        if retry:
+            delay = retry_delay_s(attempt, self.settings.retry_backoff_s)
+            update = {
+                f"{p}.status": "queued",
+                f"{p}.retry_at": now + timedelta(seconds=delay),
+                f"{p}.last_error": error,
+                f"{p}.message": f"attempt {attempt} failed ({error['code']}); retrying in {delay:.0f} s",
+                f"{p}.lease_expires_at": None,
+            }
+        else:
+            update = {
+                f"{p}.status": "failed",
+                f"{p}.error": error,
+                f"{p}.finished_at": now,
+                f"{p}.message": error["message"],
+                f"{p}.lease_expires_at": None,
+            }
+        doc = self.store.jobs.find_one_and_update(
+            {"_id": job_id, "status": {"$in": ACTIVE_JOB}, f"{p}.lease_id": result.lease_id, f"{p}.status": "running"},
+            {"$set": {**update, "updated_at": now}, "$inc": {"version": 1}},
+            projection={"_id": 1},
+        )
+        if doc is None:
+            raise self._lease_conflict(job_id, stage, result.lease_id)
+        if retry:
+            self.publish_due_retries(now, job_id=job_id)
+        return ResultAck(recorded=True, retry_scheduled=retry)
+
+    # -- status ------------------------------------------------------------------------------------
+    def settle(self, job_id: str, now: datetime) -> StoredJob | None:
+        """Bring the job's status in line with its stages (and skip training stages after sfm failed).
+
+        Conditioned on the version it read; retried when another writer got in between.
+        """
+        while True:
+            job = self.get(job_id)
+            if job is None or job.status in TERMINAL_JOB:
+                return job
+            update: dict[str, Any] = {}
+            sfm = job.stages["sfm"]
+            if sfm.status == "failed":
+                for name, stage in job.stages.items():
+                    if name != "sfm" and stage.status == "pending":
+                        update[f"stages.{name}.status"] = "cancelled"
+                        update[f"stages.{name}.message"] = "not run: structure from motion failed"
+                        update[f"stages.{name}.finished_at"] = now
+            statuses = {name: update.get(f"stages.{name}.status", s.status) for name, s in job.stages.items()}
+            claimed = any(s.attempt > 0 for s in job.stages.values())
+            status = aggregate_status(statuses, claimed=claimed)
+            if status != job.status:
+                update["status"] = status
+                if status in TERMINAL_JOB:
+                    update["finished_at"] = now
+            if not update:
+                return job
+            update["updated_at"] = now
+            res = self.store.jobs.update_one(
+                {"_id": job_id, "version": job.version}, {"$set": update, "$inc": {"version": 1}}
+            )
+            if res.modified_count:
+                return self.get(job_id)
+
+    def cancel(self, job_id: str, now: datetime) -> StoredJob | None:
+        """Cancel a queued or running job: its unfinished stages become ``cancelled``; files stay.
+
+        Running workers learn it at their next heartbeat. A finished job is returned unchanged.
+        """
+        while True:
+            job = self.get(job_id)
+            if job is None or job.status in TERMINAL_JOB:
+                return job
+            update: dict[str, Any] = {"status": "cancelled", "finished_at": now, "updated_at": now}
+            for name, stage in job.stages.items():
+                if stage.status not in TERMINAL_STAGE:
+                    update[f"stages.{name}.status"] = "cancelled"
+                    update[f"stages.{name}.finished_at"] = now
+                    update[f"stages.{name}.message"] = "cancelled"
+                    update[f"stages.{name}.error"] = {
+                        "code": ErrorCode.CANCELLED.value,
+                        "message": "The job was cancelled.",
+                        "retryable": False,
+                        "details": {},
+                    }
+            res = self.store.jobs.update_one(
+                {"_id": job_id, "version": job.version}, {"$set": update, "$inc": {"version": 1}}
+            )
+            if res.modified_count:
+                return self.get(job_id)
+
+    def delete(self, job_id: str, now: datetime) -> None:
+        """Cancel the job if it runs, then delete its files and its record."""
+        self.cancel(job_id, now)
+        self.store.delete_job_files(job_id)
+        self.store.jobs.delete_one({"_id": job_id})
+        self.store.delete_job_files(job_id)  # an upload that raced the first sweep
+
+    # -- the reaper --------------------------------------------------------------------------------
+    def publish_due_retries(self, now: datetime, *, job_id: str | None = None) -> list[str]:
+        """Publish queued stages whose retry backoff is over; returns their job ids."""
+        published: list[str] = []
+        for stage in STAGES:
+            p = f"stages.{stage}"
+            query: dict[str, Any] = {
+                "status": {"$in": ACTIVE_JOB},
+                f"{p}.status": "queued",
+                f"{p}.retry_at": {"$lte": now},
+            }
+            if job_id is not None:
+                query["_id"] = job_id
+            projection = {"_id": 1, f"{p}.retry_at": 1, f"{p}.attempt": 1, f"{p}.last_error": 1}
+            for doc in self.store.jobs.find(query, projection):
+                stage_doc = doc["stages"][stage]
+                why = (stage_doc.get("last_error") or {}).get("code", "a failure")
+                message = f"waiting for a worker (attempt {int(stage_doc.get('attempt', 0)) + 1}, after {why})"
+                expect = {f"{p}.status": "queued", f"{p}.retry_at": stage_doc["retry_at"]}
+                if self.publish_stage(doc["_id"], stage, now, expect=expect, message=message):
+                    published.append(doc["_id"])
+        return published
+
+    def reap(self, now: datetime) -> ReapReport:
+        """One reaper pass: expired leases, due retries, unclaimed stages, unsettled jobs.
+
+        Args:
+            now: the current time (tests pass a later one to expire leases).
+
+        Returns:
+            What was done, by job id.
+        """
+        report = ReapReport()
+        for stage in STAGES:
+            p = f"stages.{stage}"
+            expired = self.store.jobs.find(
+                {"status": {"$in": ACTIVE_JOB}, f"{p}.status": "running", f"{p}.lease_expires_at": {"$lte": now}},
+                {"_id": 1, f"{p}.lease_id": 1, f"{p}.attempt": 1, f"{p}.worker_id": 1},
+            )
+            for doc in expired:
+                self._expire_lease(doc["_id"], stage, doc["stages"][stage], now, report)
+            # A crash between sfm's success and the training stages' publish leaves them pending.
+            if stage in TRAINING_STAGES:
+                for doc in self.store.jobs.find(
+                    {"status": {"$in": ACTIVE_JOB}, "stages.sfm.status": "succeeded", f"{p}.status": "pending"},
+                    {"_id": 1},
+                ):
+                    if self.publish_stage(doc["_id"], stage, now, expect={f"{p}.status": "pending"}):
+                        report.published.append(doc["_id"])
+            stale = now - timedelta(seconds=self.settings.unclaimed_requeue_s)
+            for doc in self.store.jobs.find(
+                {
+                    "status": {"$in": ACTIVE_JOB},
+                    f"{p}.status": "queued",
+                    f"{p}.retry_at": None,
+                    f"{p}.queued_at": {"$lte": stale},
+                },
+                {"_id": 1, f"{p}.queued_at": 1},
+            ):
+                queued_at = doc["stages"][stage]["queued_at"]
+                expect = {f"{p}.status": "queued", f"{p}.retry_at": None, f"{p}.queued_at": queued_at}
+                if self.publish_stage(doc["_id"], stage, now, expect=expect):
+                    report.published.append(doc["_id"])
+        report.published.extend(self.publish_due_retries(now))
+        quiet = now - timedelta(seconds=self.settings.lease_s)
+        for doc in self.store.jobs.find({"status": {"$in": ACTIVE_JOB}, "updated_at": {"$lte": quiet}}, {"_id": 1}):
+            before = doc["_id"]
+            job = self.settle(before, now)
+            if job is not None and job.status in TERMINAL_JOB:
+                report.settled.append(before)
+        return report
+
+    def _expire_lease(
+        self, job_id: str, stage: StageName, stage_doc: dict[str, Any], now: datetime, report: ReapReport
+    ) -> None:
+        p = f"stages.{stage}"
+        attempt = int(stage_doc.get("attempt", 0))
+        worker = stage_doc.get("worker_id")
+        error = {
+            "code": ErrorCode.WORKER_LOST.value,
+            "message": f"Worker {worker} stopped answering during attempt {attempt}.",
+            "retryable": True,
+            "details": {"attempt": attempt, "worker_id": worker},
+        }
+        if attempt >= self.settings.max_attempts:
+            error["message"] += f" All {attempt} attempts were used."
+            update = {
+                f"{p}.status": "failed",
+                f"{p}.error": error,
+                f"{p}.finished_at": now,
+                f"{p}.message": error["message"],
+            }
+        else:
+            update = {
+                f"{p}.status": "queued",
+                f"{p}.retry_at": now,
+                f"{p}.last_error": error,
+                f"{p}.message": f"worker lost; retrying (attempt {attempt + 1})",
+            }
+        res = self.store.jobs.update_one(
+            {
+                "_id": job_id,
+                "status": {"$in": ACTIVE_JOB},
+                f"{p}.status": "running",
+                f"{p}.lease_id": stage_doc.get("lease_id"),
+                f"{p}.lease_expires_at": {"$lte": now},
+            },
+            {"$set": {**update, f"{p}.lease_expires_at": None, "updated_at": now}, "$inc": {"version": 1}},
+        )
+        if not res.modified_count:
+            return
+        if attempt >= self.settings.max_attempts:
+            report.worker_lost.append(job_id)
+            self.settle(job_id, now)
+        else:
+            report.requeued.append(job_id)
+            self.publish_due_retries(now, job_id=job_id)

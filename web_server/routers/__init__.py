@@ -1,0 +1,1 @@
+"""One router per resource: jobs, artifacts, events, health, and the worker API."""

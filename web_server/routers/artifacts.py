@@ -1,0 +1,65 @@
+"""``GET /v1/jobs/{id}/artifacts/{name}``: a job's file, by API key or by a signed URL."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import Response
+
+from web_server.artifact_names import ALL_NAMES
+from web_server.deps import OptionalOwnerDep, SettingsDep, StoreDep
+from web_server.downloads import file_response
+from web_server.models import StoredJob
+from web_server.problems import ApiError, Problem, not_found
+from web_server.signing import verify
+from web_server.store import utcnow
+from web_server.views import find_file
+
+router = APIRouter(prefix="/v1/jobs", tags=["artifacts"])
+
+
+@router.get(
+    "/{job_id}/artifacts/{name}",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/octet-stream": {}}, "description": "the file"},
+        206: {"description": "the requested byte range"},
+        304: {"description": "not modified (If-None-Match)"},
+        401: {"model": Problem, "description": "neither an API key nor a signature"},
+        403: {"model": Problem, "description": "INVALID_SIGNATURE: tampered or expired URL"},
+        404: {"model": Problem, "description": "no such job or file"},
+        416: {"model": Problem, "description": "RANGE_NOT_SATISFIABLE"},
+    },
+)
+def get_artifact(
+    job_id: str,
+    name: str,
+    owner: OptionalOwnerDep,
+    settings: SettingsDep,
+    store: StoreDep,
+    exp: Annotated[int | None, Query(description="signed URL expiry, unix seconds")] = None,
+    sig: Annotated[str | None, Query(max_length=128, description="signed URL HMAC")] = None,
+    range_header: Annotated[str | None, Header(alias="Range")] = None,
+    if_none_match: Annotated[str | None, Header(alias="If-None-Match")] = None,
+) -> Response:
+    """Stream the file with ``Range`` (206), ``ETag``, ``Content-Length`` and ``Content-Disposition``."""
+    if name not in ALL_NAMES:
+        raise ApiError(404, "NOT_FOUND", f"{name!r} is not an artifact name; see the job's artifact list.")
+    if exp is not None and sig is not None:
+        if not verify(settings.signing_secret, job_id, name, exp, sig, utcnow()):
+            raise ApiError(403, "INVALID_SIGNATURE", "The download link is invalid or expired; fetch the job again.")
+        query: dict[str, str] = {"_id": job_id}
+    elif owner is not None:
+        query = {"_id": job_id, "owner": owner}
+    else:
+        raise ApiError(
+            401, "UNAUTHORIZED", "Send an API key or use the job's signed URL.", headers={"WWW-Authenticate": "Bearer"}
+        )
+    doc = store.jobs.find_one(query)
+    if doc is None:
+        raise not_found()
+    stored = find_file(StoredJob.model_validate(doc), name)
+    if stored is None:
+        raise not_found("file")
+    return file_response(store, stored, range_header=range_header, if_none_match=if_none_match)

@@ -1,0 +1,107 @@
+"""Server-Sent Events: a job snapshot on every change, fed by polling MongoDB (no change streams).
+
+``GET /v1/jobs/{id}/events`` follows one job and closes once it has ended; ``GET /v1/events``
+follows all of the caller's jobs on one connection. Each event is ``event: job`` with the job's
+public JSON as ``data`` and its ``version`` as ``id``; a deleted job sends ``event: deleted``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from web_server.deps import OwnerDep, SettingsDep, StoreDep
+from web_server.models import TERMINAL_JOB, StoredJob
+from web_server.problems import Problem
+from web_server.routers.jobs import base_url, owned_job
+from web_server.store import Store, utcnow
+from web_server.views import job_public
+
+router = APIRouter(prefix="/v1", tags=["events"])
+
+KEEPALIVE_S = 15.0
+_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+_STREAM = {
+    200: {"content": {"text/event-stream": {}}, "description": "a stream of `job` events"},
+    401: {"model": Problem, "description": "missing or invalid API key"},
+}
+
+
+def _event(kind: str, data: dict[str, Any], event_id: int | None = None) -> str:
+    head = f"event: {kind}\n" + (f"id: {event_id}\n" if event_id is not None else "")
+    return head + f"data: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+def _snapshot(request: Request, settings: SettingsDep, store: Store, doc: dict[str, Any]) -> str:
+    job = StoredJob.model_validate(doc)
+    public = job_public(job, store=store, settings=settings, base_url=base_url(request), now=utcnow())
+    return _event("job", public.model_dump(mode="json"), job.version)
+
+
+@router.get(
+    "/jobs/{job_id}/events",
+    response_class=StreamingResponse,
+    responses={**_STREAM, 404: {"model": Problem, "description": "no such job"}},
+)
+def job_events(
+    job_id: str, request: Request, owner: OwnerDep, settings: SettingsDep, store: StoreDep
+) -> StreamingResponse:
+    """Follow one job: a snapshot now and on every change; the stream ends after the job ends."""
+    owned_job(store, job_id, owner)
+    poll_s: float = request.app.state.sse_poll_s
+
+    async def stream() -> AsyncIterator[str]:
+        seen = -1
+        last_sent = time.monotonic()
+        while not await request.is_disconnected():
+            doc = await run_in_threadpool(store.jobs.find_one, {"_id": job_id, "owner": owner})
+            if doc is None:
+                yield _event("deleted", {"id": job_id})
+                return
+            if doc.get("version", 0) != seen:
+                seen = doc.get("version", 0)
+                yield await run_in_threadpool(_snapshot, request, settings, store, doc)
+                last_sent = time.monotonic()
+                if doc.get("status") in TERMINAL_JOB:
+                    return
+            elif time.monotonic() - last_sent > KEEPALIVE_S:
+                yield ": keep-alive\n\n"
+                last_sent = time.monotonic()
+            await asyncio.sleep(poll_s)
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=_SSE_HEADERS)
+
+
+@router.get("/events", response_class=StreamingResponse, responses=_STREAM)
+def all_events(request: Request, owner: OwnerDep, settings: SettingsDep, store: StoreDep) -> StreamingResponse:
+    """Follow all the caller's jobs: snapshots of the active ones now, then of every job that changes."""
+    poll_s: float = request.app.state.sse_poll_s
+
+    async def stream() -> AsyncIterator[str]:
+        versions: dict[str, int] = {}
+        query: dict[str, Any] = {"owner": owner, "status": {"$in": ["queued", "running"]}}
+        last_sent = time.monotonic()
+        while not await request.is_disconnected():
+            started = utcnow()
+            docs = await run_in_threadpool(lambda q=query: list(store.jobs.find(q).sort("updated_at", 1)))
+            for doc in docs:
+                if versions.get(doc["_id"]) != doc.get("version", 0):
+                    versions[doc["_id"]] = doc.get("version", 0)
+                    yield await run_in_threadpool(_snapshot, request, settings, store, doc)
+                    last_sent = time.monotonic()
+            if time.monotonic() - last_sent > KEEPALIVE_S:
+                yield ": keep-alive\n\n"
+                last_sent = time.monotonic()
+            # Writes stamp updated_at before they land; a second of slack catches the slow ones.
+            query = {"owner": owner, "updated_at": {"$gte": started - timedelta(seconds=1)}}
+            await asyncio.sleep(poll_s)
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=_SSE_HEADERS)

@@ -1,0 +1,272 @@
+"""``/v1/jobs``: submit a video, read, list, cancel and delete jobs."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pymongo.errors import DuplicateKeyError
+from starlette.concurrency import run_in_threadpool
+
+from shared.errors import StageError
+from shared.messages import STAGES
+from shared.settings import Settings
+from web_server.artifact_names import INPUT_TYPES
+from web_server.deps import MetricsDep, OrchestratorDep, OwnerDep, SettingsDep, StoreDep
+from web_server.metrics import Metrics
+from web_server.models import JobList, JobPublic, JobStatus, StoredFile, StoredJob
+from web_server.orchestration import Orchestrator
+from web_server.problems import ApiError, Problem, not_found
+from web_server.store import Store, as_utc, utcnow
+from web_server.uploads import VIDEO_FIELD, parse_job_form, receive_upload
+from web_server.views import job_public
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+_AUTH = {401: {"model": Problem, "description": "missing or invalid API key"}}
+_NOT_FOUND = {404: {"model": Problem, "description": "no such job (or not yours)"}}
+
+
+def base_url(request: Request) -> str:
+    """The server's URL as this client reached it, without a trailing slash."""
+    return str(request.base_url).rstrip("/")
+
+
+def owned_job(store: Store, job_id: str, owner: str) -> StoredJob:
+    """The caller's job; 404 for a missing job and for another owner's alike."""
+    doc = store.jobs.find_one({"_id": job_id, "owner": owner})
+    if doc is None:
+        raise not_found()
+    return StoredJob.model_validate(doc)
+
+
+def _accepted(job: JobPublic) -> JSONResponse:
+    return JSONResponse(job.model_dump(mode="json"), status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})
+
+
+def _probe(path: Path) -> dict[str, Any]:
+    from shared.video import probe_video
+
+    return probe_video(path).model_dump(mode="json")
+
+
+_UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": [VIDEO_FIELD],
+                    "properties": {
+                        "video": {"type": "string", "format": "binary", "description": "MP4, MOV, MKV or WebM"},
+                        "methods": {"type": "string", "enum": ["gs", "nerf", "gs,nerf"], "default": "gs"},
+                        "preset": {"type": "string", "enum": ["preview", "standard", "high"], "default": "standard"},
+                        "name": {"type": "string", "maxLength": 200},
+                        "options": {"type": "string", "description": 'JSON, e.g. {"gs": {"iterations": 3000}}'},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=JobPublic,
+    openapi_extra=_UPLOAD_BODY,
+    responses={
+        **_AUTH,
+        413: {"model": Problem, "description": "VIDEO_TOO_LARGE"},
+        415: {"model": Problem, "description": "not multipart/form-data"},
+        422: {"model": Problem, "description": "INVALID_VIDEO, INVALID_OPTIONS or VALIDATION_ERROR"},
+    },
+)
+async def create_job(
+    request: Request,
+    owner: OwnerDep,
+    settings: SettingsDep,
+    store: StoreDep,
+    orchestrator: OrchestratorDep,
+    metrics: MetricsDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
+) -> JSONResponse:
+    """Upload a video and start a job: 202 with ``Location``. A repeated ``Idempotency-Key`` returns the first job."""
+    if idempotency_key:
+        doc = await run_in_threadpool(store.jobs.find_one, {"owner": owner, "idempotency_key": idempotency_key})
+        if doc is not None:
+            return _accepted(_public(request, settings, store, StoredJob.model_validate(doc)))
+    try:
+        received = await receive_upload(request, settings.data_dir / "uploads", settings.max_upload_bytes)
+    except ApiError as exc:
+        metrics.count_upload("too_large" if exc.status == 413 else "rejected")
+        raise
+    try:
+        return await _create_from_upload(
+            request,
+            owner,
+            settings,
+            store,
+            orchestrator,
+            metrics,
+            received.fields,
+            received.video_path,
+            idempotency_key,
+        )
+    finally:
+        if received.video_path is not None:
+            received.video_path.unlink(missing_ok=True)
+
+
+async def _create_from_upload(
+    request: Request,
+    owner: str,
+    settings: Settings,
+    store: Store,
+    orchestrator: Orchestrator,
+    metrics: Metrics,
+    fields: dict[str, str],
+    video_path: Path | None,
+    idempotency_key: str | None,
+) -> JSONResponse:
+    try:
+        form, resolved = parse_job_form(fields)
+        if video_path is None:
+            raise ApiError(422, "VALIDATION_ERROR", "video: the 'video' file part is required.")
+        if video_path.stat().st_size == 0:
+            raise ApiError(422, "INVALID_VIDEO", "The uploaded video is empty. Upload an MP4, MOV, MKV or WebM video.")
+        try:
+            video = await run_in_threadpool(_probe, video_path)
+        except StageError as exc:
+            raise ApiError(422, exc.code.value, exc.message) from exc
+    except ApiError as exc:
+        metrics.count_upload("invalid_video" if exc.code == "INVALID_VIDEO" else "rejected")
+        raise
+    job_id = uuid.uuid4().hex
+    name = f"input.{video['container']}"
+    stored = await run_in_threadpool(
+        store.put_file, job_id, name, video_path, content_type=INPUT_TYPES[video["container"]], stage="upload"
+    )
+    now = utcnow()
+    doc: dict[str, Any] = {
+        "_id": job_id,
+        "owner": owner,
+        "name": form.name,
+        "methods": form.methods,
+        "preset": form.preset,
+        "status": "queued",
+        "version": 0,
+        "created_at": now,
+        "updated_at": now,
+        "finished_at": None,
+        "input": StoredFile(
+            name=name, stage="upload", content_type=INPUT_TYPES[video["container"]], created_at=now, **stored
+        ).model_dump(),
+        "video": video,
+        "stages": {
+            stage: {"status": "pending", "options": resolved[stage], "attempt": 0, "progress": 0.0, "message": ""}
+            for stage in STAGES
+            if stage in resolved
+        },
+    }
+    if idempotency_key:
+        doc["idempotency_key"] = idempotency_key
+    try:
+        job = await run_in_threadpool(orchestrator.create_job, doc, now)
+    except DuplicateKeyError:  # a concurrent retry with the same key won the race
+        await run_in_threadpool(store.delete_job_files, job_id)
+        first = await run_in_threadpool(store.jobs.find_one, {"owner": owner, "idempotency_key": idempotency_key})
+        if first is None:
+            raise
+        job = StoredJob.model_validate(first)
+    metrics.count_upload("accepted", stored["size"])
+    logger.info("job %s created for %s (%s, %d bytes)", job.id, owner, name, stored["size"])
+    return _accepted(_public(request, settings, store, job))
+
+
+def _public(request: Request, settings: Settings, store: Store, job: StoredJob) -> JobPublic:
+    return job_public(job, store=store, settings=settings, base_url=base_url(request), now=utcnow())
+
+
+def _encode_cursor(created_at: datetime, job_id: str) -> str:
+    raw = f"{as_utc(created_at).isoformat()}|{job_id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, job_id = raw.split("|", 1)
+        return datetime.fromisoformat(stamp), job_id
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(422, "VALIDATION_ERROR", "cursor: not a cursor returned by this API.") from exc
+
+
+@router.get("", response_model=JobList, responses=_AUTH)
+def list_jobs(
+    request: Request,
+    owner: OwnerDep,
+    settings: SettingsDep,
+    store: StoreDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    status: Annotated[JobStatus | None, Query()] = None,
+) -> JobList:
+    """The caller's jobs, newest first."""
+    query: dict[str, Any] = {"owner": owner}
+    if status is not None:
+        query["status"] = status
+    if cursor:
+        created_at, job_id = _decode_cursor(cursor)
+        query["$or"] = [{"created_at": {"$lt": created_at}}, {"created_at": created_at, "_id": {"$lt": job_id}}]
+    docs = list(store.jobs.find(query).sort([("created_at", -1), ("_id", -1)]).limit(limit + 1))
+    jobs = [StoredJob.model_validate(d) for d in docs[:limit]]
+    next_cursor = _encode_cursor(jobs[-1].created_at, jobs[-1].id) if len(docs) > limit else None
+    return JobList(items=[_public(request, settings, store, j) for j in jobs], next_cursor=next_cursor)
+
+
+@router.get("/{job_id}", response_model=JobPublic, responses={**_AUTH, **_NOT_FOUND})
+def get_job(job_id: str, request: Request, owner: OwnerDep, settings: SettingsDep, store: StoreDep) -> JobPublic:
+    """One job: status, stages, error, queue position, artifacts with signed URLs."""
+    return _public(request, settings, store, owned_job(store, job_id, owner))
+
+
+@router.post(
+    "/{job_id}/cancel",
+    response_model=JobPublic,
+    responses={**_AUTH, **_NOT_FOUND, 409: {"model": Problem, "description": "JOB_FINISHED"}},
+)
+def cancel_job(
+    job_id: str,
+    request: Request,
+    owner: OwnerDep,
+    settings: SettingsDep,
+    store: StoreDep,
+    orchestrator: OrchestratorDep,
+) -> JobPublic:
+    """Stop a queued or running job; workers stop at their next heartbeat. Files and record stay."""
+    owned_job(store, job_id, owner)
+    job = orchestrator.cancel(job_id, utcnow())
+    if job is None:
+        raise not_found()
+    if job.status != "cancelled":
+        raise ApiError(409, "JOB_FINISHED", f"The job already {job.status}; there is nothing to cancel.")
+    return _public(request, settings, store, job)
+
+
+@router.delete("/{job_id}", status_code=204, response_class=Response, responses={**_AUTH, **_NOT_FOUND})
+def delete_job(job_id: str, owner: OwnerDep, store: StoreDep, orchestrator: OrchestratorDep) -> Response:
+    """Cancel the job if it runs, then delete its files and its record."""
+    owned_job(store, job_id, owner)
+    orchestrator.delete(job_id, utcnow())
+    return Response(status_code=204)

@@ -1,0 +1,112 @@
+"""Stored jobs turned into public ones: queue positions, the deciding error, signed artifact URLs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from shared.messages import STAGES
+from shared.settings import Settings
+from web_server.models import (
+    ArtifactPublic,
+    ErrorPublic,
+    JobPublic,
+    StagePublic,
+    StoredFile,
+    StoredJob,
+    StoredStage,
+    VideoPublic,
+)
+from web_server.orchestration import first_error
+from web_server.signing import signed_query
+from web_server.store import Store, as_utc
+
+
+def queue_position(store: Store, stage_name: str, stage: StoredStage) -> int | None:
+    """1 + the number of stages of the same kind queued before this one; None unless queued."""
+    if stage.status != "queued" or stage.queued_at is None:
+        return None
+    p = f"stages.{stage_name}"
+    ahead = store.jobs.count_documents(
+        {"status": {"$in": ["queued", "running"]}, f"{p}.status": "queued", f"{p}.queued_at": {"$lt": stage.queued_at}}
+    )
+    return ahead + 1
+
+
+def job_files(job: StoredJob) -> list[StoredFile]:
+    """The files a client may download: the input video and the artifacts of succeeded stages."""
+    files = [job.input]
+    for name in STAGES:
+        stage = job.stages.get(name)
+        if stage is not None and stage.status == "succeeded":
+            files.extend(stage.artifacts)
+    return files
+
+
+def find_file(job: StoredJob, name: str) -> StoredFile | None:
+    """The downloadable file called ``name``, or None."""
+    return next((f for f in job_files(job) if f.name == name), None)
+
+
+def _stage_public(store: Store, settings: Settings, name: str, stage: StoredStage) -> StagePublic:
+    error = stage.error
+    return StagePublic(
+        status=stage.status,
+        progress=stage.progress,
+        message=stage.message,
+        attempt=stage.attempt,
+        max_attempts=settings.max_attempts,
+        worker_id=stage.worker_id,
+        queue_position=queue_position(store, name, stage),
+        queued_at=as_utc(stage.queued_at),
+        started_at=as_utc(stage.started_at),
+        finished_at=as_utc(stage.finished_at),
+        heartbeat_at=as_utc(stage.heartbeat_at),
+        next_attempt_at=as_utc(stage.retry_at) if stage.status == "queued" else None,
+        metrics=stage.metrics,
+        error=ErrorPublic(code=error.code, message=error.message, retryable=error.retryable) if error else None,
+    )
+
+
+def job_public(job: StoredJob, *, store: Store, settings: Settings, base_url: str, now: datetime) -> JobPublic:
+    """The public view of a job.
+
+    Args:
+        job: the stored job.
+        store: for queue positions.
+        settings: signing secret, URL lifetime, attempt limit.
+        base_url: the server's URL as the client reached it (no trailing slash).
+        now: the time the signed URLs are valid from.
+    """
+    stages = {name: _stage_public(store, settings, name, job.stages[name]) for name in STAGES if name in job.stages}
+    artifacts = []
+    for f in job_files(job):
+        query, expires = signed_query(settings.signing_secret, job.id, f.name, now, settings.signed_url_ttl_s)
+        artifacts.append(
+            ArtifactPublic(
+                name=f.name,
+                stage=f.stage,
+                size=f.size,
+                sha256=f.sha256,
+                content_type=f.content_type,
+                url=f"{base_url}/v1/jobs/{job.id}/artifacts/{f.name}?{query}",
+                url_expires_at=expires,
+            )
+        )
+    error = first_error(job) if job.status in ("failed", "partial") else None
+    return JobPublic(
+        id=job.id,
+        name=job.name,
+        status=job.status,
+        methods=job.methods,
+        preset=job.preset,
+        created_at=as_utc(job.created_at),
+        updated_at=as_utc(job.updated_at),
+        finished_at=as_utc(job.finished_at),
+        queue_position=stages["sfm"].queue_position if job.status == "queued" else None,
+        error=ErrorPublic(code=error["code"], message=error["message"], retryable=error["retryable"])
+        if error
+        else None,
+        video=VideoPublic.model_validate({k: v for k, v in job.video.items() if k in VideoPublic.model_fields}),
+        stages=stages,
+        artifacts=artifacts,
+    )
