@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -23,6 +23,20 @@ class SfmOptions(StageOptions):
     max_num_features: int = Field(default=8192, ge=256, description="SIFT features per frame")
     sequential_overlap: int = Field(default=10, ge=1, description="neighbours matched in sequential matching")
     num_threads: int = Field(default=-1, description="COLMAP threads (-1: all cores)")
+    camera_model: Literal["SIMPLE_RADIAL", "OPENCV"] = Field(
+        default="SIMPLE_RADIAL", description="COLMAP model of the one shared camera, before undistortion"
+    )
+    fallback_max_frames: int = Field(
+        default=80,
+        ge=8,
+        description="when too few frames register, match every pair among at most this many evenly spaced frames",
+    )
+    min_frame_difference: float = Field(
+        default=1.5,
+        ge=0,
+        description="mean grey-level change (0-255) below which the frames count as a static camera: VIDEO_TOO_SHORT",
+    )
+    jpeg_quality: int = Field(default=95, ge=50, le=100, description="JPEG quality of the undistorted frames")
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "preview": {"target_frames": 60, "max_long_side": 640, "max_num_features": 4096},

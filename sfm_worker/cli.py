@@ -1,0 +1,64 @@
+"""``vid2scene sfm VIDEO --out DIR``: run structure from motion on one video, with a progress bar."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from shared.errors import StageError
+from shared.options.base import PRESET_NAMES
+
+#: Exit code for a typed stage failure (bad input, too few frames registered, ...).
+EXIT_STAGE_ERROR = 2
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``sfm`` sub-command."""
+    parser = subparsers.add_parser(
+        "sfm",
+        help="structure from motion: a video in, posed frames and scene.json out",
+        description="Select sharp frames from VIDEO, reconstruct the cameras with COLMAP and write a scene directory.",
+    )
+    parser.add_argument("video", type=Path, metavar="VIDEO", help="the input video (MP4, MOV, MKV or WebM)")
+    parser.add_argument("-o", "--out", type=Path, required=True, metavar="DIR", help="the scene directory to write")
+    parser.add_argument("--preset", choices=PRESET_NAMES, default="standard", help="quality preset (default: standard)")
+    parser.add_argument("--max-frames", type=int, default=None, metavar="N", help="select at most N frames")
+    parser.add_argument("--seed", type=int, default=None, help="random seed (default: the preset's)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the stage for parsed ``args``; returns the exit code."""
+    from tqdm import tqdm
+
+    from sfm_worker.pipeline import run_sfm
+    from shared.options.sfm import SfmOptions
+
+    overrides: dict[str, object] = {}
+    if args.max_frames is not None:
+        overrides["max_frames"] = args.max_frames
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+    try:
+        options = SfmOptions.from_preset(args.preset, **overrides)
+    except ValueError as exc:
+        print(f"vid2scene sfm: invalid options: {exc}", file=sys.stderr)
+        return EXIT_STAGE_ERROR
+
+    with tqdm(total=1000, desc="sfm", unit="‰", bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}") as bar:
+
+        def on_progress(fraction: float, message: str) -> None:
+            bar.n = round(min(max(fraction, 0.0), 1.0) * 1000)
+            bar.set_postfix_str(message, refresh=False)
+            bar.refresh()
+
+        try:
+            result = run_sfm(args.video, args.out, options, on_progress)
+        except StageError as exc:
+            bar.close()
+            print(f"vid2scene sfm: {exc.code.value}: {exc.message}", file=sys.stderr)
+            return EXIT_STAGE_ERROR
+    print(json.dumps({"scene_dir": str(result.scene_dir), **result.metrics()}, indent=2))
+    return 0

@@ -1,0 +1,243 @@
+"""The structure-from-motion stage: a video in, a posed scene directory out.
+
+:func:`run_sfm` is pure (paths and options in, a typed result out; no environment, broker or
+database). It writes into a temporary directory beside ``out_dir`` and renames it into place only
+when everything is written, so a failed or cancelled run leaves nothing behind and a repeated run
+replaces the previous result.
+
+Output layout (see ``docs/sfm.md``)::
+
+    out_dir/
+      images/frame_XXXXX.jpg   undistorted registered frames (XXXXX = index of the frame in the video)
+      scene.json               shared.manifest.SceneManifest, normalised world
+      points.ply               sparse points, normalised world
+      tracks.npz               point_index, frame_index (int32), point_error (float32, per point)
+      sparse/                  the undistorted COLMAP model, in COLMAP's frame (see world_from_colmap)
+      report.json              SfmResult.metrics() (counts, reprojection error, seconds_<step>), plus
+                               "video" (the probe) and "options"
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from sfm_worker import colmap_io
+from sfm_worker.frames import FrameSelection, select_frames, target_count
+from sfm_worker.normalize import SimilarityTransform, normalizing_similarity
+from shared.manifest import (
+    IMAGES_DIR,
+    POINTS_FILE,
+    SPARSE_DIR,
+    TRACKS_FILE,
+    FrameRecord,
+    PinholeCamera,
+    SceneManifest,
+    Similarity,
+    assign_splits,
+    write_points_ply,
+)
+from shared.options.sfm import SfmOptions
+from shared.progress import ProgressFn, no_progress, sub_progress
+from shared.video import VideoInfo, probe_video
+
+logger = logging.getLogger(__name__)
+
+REPORT_FILE = "report.json"
+
+
+@dataclass(frozen=True)
+class SfmResult:
+    """What :func:`run_sfm` produced."""
+
+    scene_dir: Path
+    frames_decoded: int
+    frames_selected: int
+    frames_registered: int
+    num_points: int
+    mean_reprojection_error: float  # pixels
+    fallback_used: bool  # whether exhaustive matching on a subset was needed
+    seconds: dict[str, float] = field(default_factory=dict)  # per step, plus "total"
+
+    def metrics(self) -> dict[str, float | int | bool]:
+        """The metrics stored on the job's ``sfm`` stage."""
+        return {
+            "frames_decoded": self.frames_decoded,
+            "frames_selected": self.frames_selected,
+            "frames_registered": self.frames_registered,
+            "num_points": self.num_points,
+            "mean_reprojection_error": round(self.mean_reprojection_error, 4),
+            "fallback_used": self.fallback_used,
+            **{f"seconds_{name}": round(value, 3) for name, value in self.seconds.items()},
+        }
+
+
+def run_sfm(
+    video: Path,
+    out_dir: Path,
+    options: SfmOptions,
+    on_progress: ProgressFn = no_progress,
+) -> SfmResult:
+    """Reconstruct the cameras of a video and write a scene directory.
+
+    Args:
+        video: the input video (any supported container/codec; rotation metadata honoured).
+        out_dir: the scene directory to create (replaced if it exists, only on success).
+        options: frame selection and COLMAP settings.
+        on_progress: ``(fraction, message)`` callback; raising ``Cancelled`` from it stops the run.
+
+    Returns:
+        Counts, the mean reprojection error and seconds per step.
+
+    Raises:
+        StageError: ``INVALID_VIDEO``, ``VIDEO_TOO_SHORT``, ``TOO_FEW_FRAMES_REGISTERED`` or ``SFM_FAILED``;
+            ``Cancelled`` when ``on_progress`` cancels.
+    """
+    video, out_dir = Path(video), Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = out_dir.parent / f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
+    try:
+        result = _run(video, out_dir, staging, options, on_progress)
+        _replace_dir(staging, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return result
+
+
+def _replace_dir(staging: Path, out_dir: Path) -> None:
+    """Move ``staging`` to ``out_dir``, replacing a previous result."""
+    if out_dir.exists():
+        old = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
+        out_dir.rename(old)
+        staging.rename(out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        staging.rename(out_dir)
+
+
+def _run(video: Path, out_dir: Path, staging: Path, options: SfmOptions, on_progress: ProgressFn) -> SfmResult:
+    total_started = time.monotonic()
+    seconds: dict[str, float] = {}
+
+    started = time.monotonic()
+    on_progress(0.0, "checking the video")
+    info = probe_video(video)
+    seconds["probe"] = time.monotonic() - started
+
+    started = time.monotonic()
+    work = staging / "work"
+    frames_dir = work / "frames"
+    count = target_count(info, options.target_frames, options.max_frames)
+    selection = select_frames(
+        video,
+        info,
+        frames_dir,
+        count=count,
+        max_long_side=options.max_long_side,
+        min_frames=options.min_frames,
+        min_frame_difference=options.min_frame_difference,
+        on_progress=sub_progress(on_progress, 0.0, 0.15),
+    )
+    seconds["frame_selection"] = time.monotonic() - started
+
+    names = [f.file for f in selection.frames]
+    run = colmap_io.reconstruct(frames_dir, names, work / "colmap", options, sub_progress(on_progress, 0.15, 0.85))
+    seconds.update(run.seconds)
+
+    started = time.monotonic()
+    undistorted = work / "undistorted"
+    model = colmap_io.undistort(run.model_dir, frames_dir, undistorted, options, sub_progress(on_progress, 0.85, 0.95))
+    seconds["undistortion"] = time.monotonic() - started
+
+    started = time.monotonic()
+    on_progress(0.95, "writing the scene")
+    world_from_colmap = normalizing_similarity(model.cam_from_world)
+    manifest, frame_of_image = _manifest(model, selection, world_from_colmap, info, video)
+    shutil.move(str(undistorted / "images"), str(staging / IMAGES_DIR))
+    shutil.move(str(undistorted / "sparse"), str(staging / SPARSE_DIR))
+    manifest.save(staging)
+    write_points_ply(staging / POINTS_FILE, world_from_colmap.apply_points(model.points_xyz), model.points_rgb)
+    np.savez(
+        staging / TRACKS_FILE,
+        point_index=model.track_point.astype(np.int32),
+        frame_index=frame_of_image[model.track_image].astype(np.int32),
+        point_error=model.points_error.astype(np.float32),
+    )
+    shutil.rmtree(work)
+    seconds["writing"] = time.monotonic() - started
+    seconds["total"] = time.monotonic() - total_started
+
+    result = SfmResult(
+        scene_dir=out_dir,
+        frames_decoded=selection.frames_decoded,
+        frames_selected=len(selection.frames),
+        frames_registered=len(manifest.frames),
+        num_points=len(model.points_xyz),
+        mean_reprojection_error=model.mean_reprojection_error,
+        fallback_used=run.fallback_used,
+        seconds=seconds,
+    )
+    report = {**result.metrics(), "video": info.model_dump(), "options": options.model_dump()}
+    (staging / REPORT_FILE).write_text(json.dumps(report, indent=2))
+    on_progress(1.0, f"registered {result.frames_registered} of {result.frames_selected} frames")
+    return result
+
+
+def _manifest(
+    model: colmap_io.SparseModel,
+    selection: FrameSelection,
+    world_from_colmap: SimilarityTransform,
+    info: VideoInfo,
+    video: Path,
+) -> tuple[SceneManifest, np.ndarray]:
+    """The scene manifest (frames in time order) and, per model image, its row in the manifest."""
+    by_name = {f.file: f for f in selection.frames}
+    cam_from_world = world_from_colmap.apply_cam_from_world(model.cam_from_world)  # [N, 3, 4]
+    order = sorted(range(len(model.image_names)), key=lambda i: by_name[model.image_names[i]].video_frame)
+    frame_of_image = np.empty(len(order), dtype=np.int32)
+    frame_of_image[order] = np.arange(len(order), dtype=np.int32)
+    splits = assign_splits(len(order))
+    frames = []
+    for row, image in enumerate(order):
+        selected = by_name[model.image_names[image]]
+        frames.append(
+            FrameRecord(
+                file=f"{IMAGES_DIR}/{selected.file}",
+                video_frame=selected.video_frame,
+                timestamp_s=selected.timestamp_s,
+                cam_from_world=cam_from_world[image].tolist(),
+                split=splits[row],
+            )
+        )
+    centers = -np.einsum("nji,nj->ni", cam_from_world[:, :, :3], cam_from_world[:, :, 3])
+    manifest = SceneManifest(
+        camera=PinholeCamera(
+            fx=model.fx, fy=model.fy, cx=model.cx, cy=model.cy, width=model.width, height=model.height
+        ),
+        frames=frames,
+        world_from_colmap=Similarity(
+            scale=world_from_colmap.scale,
+            rotation=world_from_colmap.rotation.tolist(),
+            translation=world_from_colmap.translation.tolist(),
+        ),
+        scene_radius=float(np.linalg.norm(centers, axis=1).max()),
+        source={
+            "video": video.name,
+            "container": info.container,
+            "codec": info.codec,
+            "width": info.width,
+            "height": info.height,
+            "fps": info.fps,
+            "frame_count": info.frame_count,
+            "duration_s": info.duration_s,
+        },
+    )
+    return manifest, frame_of_image

@@ -1,0 +1,120 @@
+"""run_sfm and the CLI on inputs that must fail fast, cleanly and with the right code."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sfm_worker.pipeline import run_sfm
+from shared.errors import Cancelled, ErrorCode, StageError
+from shared.options.sfm import SfmOptions
+from shared.synthetic_scene import intrinsics, look_at, render_view
+from shared.video import encode_h264
+from tests.sfm.conftest import textured_frames
+from vid2scene.cli import main
+
+OPTIONS = SfmOptions.from_preset("preview", max_num_features=512, num_threads=2)
+
+
+def _assert_fails_cleanly(video: Path, out_dir: Path, code: ErrorCode, *, within_s: float = 20.0) -> StageError:
+    started = time.monotonic()
+    with pytest.raises(StageError) as err:
+        run_sfm(video, out_dir, OPTIONS)
+    assert time.monotonic() - started < within_s, "a bad input must fail before any reconstruction"
+    assert err.value.code == code
+    assert not out_dir.exists()
+    assert [p.name for p in out_dir.parent.iterdir() if p.name.startswith(f".{out_dir.name}")] == []
+    return err.value
+
+
+def test_static_camera_video_fails_with_video_too_short(static_video: Path, tmp_path: Path) -> None:
+    error = _assert_fails_cleanly(static_video, tmp_path / "out" / "scene", ErrorCode.VIDEO_TOO_SHORT)
+    assert "does not move" in error.message and "Walk" in error.message
+
+
+def test_image_renamed_mp4_fails_with_invalid_video(tmp_path: Path) -> None:
+    from PIL import Image
+
+    video = tmp_path / "holiday.mp4"
+    Image.fromarray(textured_frames(1, 64, 48, shift_px=0)[0]).save(video, format="PNG")
+    error = _assert_fails_cleanly(video, tmp_path / "scene", ErrorCode.INVALID_VIDEO)
+    assert "image" in error.message
+
+
+def test_truncated_video_fails_with_invalid_video(panning_video: Path, tmp_path: Path) -> None:
+    video = tmp_path / "cut.mp4"
+    video.write_bytes(panning_video.read_bytes()[: panning_video.stat().st_size // 2])
+    error = _assert_fails_cleanly(video, tmp_path / "scene", ErrorCode.INVALID_VIDEO)
+    assert "truncated" in error.message
+
+
+def test_zero_byte_file_fails_with_invalid_video(tmp_path: Path) -> None:
+    video = tmp_path / "empty.mp4"
+    video.write_bytes(b"")
+    error = _assert_fails_cleanly(video, tmp_path / "scene", ErrorCode.INVALID_VIDEO)
+    assert "empty" in error.message
+
+
+def test_video_with_too_few_frames_fails_with_video_too_short_and_the_counts(tmp_path: Path) -> None:
+    video = tmp_path / "short.mp4"
+    encode_h264(video, textured_frames(5, 96, 64, shift_px=4), 30.0)
+    error = _assert_fails_cleanly(video, tmp_path / "scene", ErrorCode.VIDEO_TOO_SHORT)
+    assert "5 decodable frames" in error.message
+
+
+def test_camera_turning_on_the_spot_fails_with_too_few_frames_registered_and_the_counts(tmp_path: Path) -> None:
+    # a textured scene seen from one fixed point: no parallax, so COLMAP cannot triangulate
+    width, height = 160, 90
+    K = intrinsics(width, height)
+    centre = np.array([0.0, -0.2, -1.0])
+    yaws = np.radians(np.linspace(-20.0, 20.0, 16))
+    poses = [look_at(centre, centre + np.array([np.sin(a), 0.15, np.cos(a)])) for a in yaws]
+    video = tmp_path / "turning.mp4"
+    encode_h264(video, [render_view(p, K, width, height, supersample=1)[0] for p in poses], 15.0)
+    options = SfmOptions.from_preset("preview", max_num_features=1024, min_frames=8)
+    out_dir = tmp_path / "out" / "scene"
+    with pytest.raises(StageError) as err:
+        run_sfm(video, out_dir, options)
+    assert err.value.code == ErrorCode.TOO_FEW_FRAMES_REGISTERED
+    registered = err.value.details["frames_registered"]
+    assert f"COLMAP registered {registered} of 16 frames" in err.value.message
+    assert err.value.details["fallback_used"] is True  # the stronger matching was tried before giving up
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_failure_keeps_a_previous_result_in_place(static_video: Path, tmp_path: Path) -> None:
+    out_dir = tmp_path / "scene"
+    out_dir.mkdir()
+    (out_dir / "scene.json").write_text("{}")
+    with pytest.raises(StageError):
+        run_sfm(static_video, out_dir, OPTIONS)
+    assert (out_dir / "scene.json").read_text() == "{}"
+
+
+def test_cancelling_during_colmap_stops_the_run_and_leaves_nothing(panning_video: Path, tmp_path: Path) -> None:
+    seen: list[str] = []
+
+    def on_progress(fraction: float, message: str) -> None:
+        seen.append(message)
+        if fraction > 0.15:  # past frame selection: COLMAP is running
+            raise Cancelled()
+
+    out_dir = tmp_path / "scene"
+    options = SfmOptions.from_preset("preview", min_frames=8, max_num_features=512, num_threads=1)
+    with pytest.raises(Cancelled):
+        run_sfm(panning_video, out_dir, options, on_progress)
+    assert any("features" in m for m in seen)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_reports_a_typed_error_with_exit_code_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    video = tmp_path / "empty.mp4"
+    video.write_bytes(b"")
+    code = main(["sfm", str(video), "--out", str(tmp_path / "scene"), "--preset", "preview"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "INVALID_VIDEO" in err and "empty" in err
+    assert not (tmp_path / "scene").exists()
