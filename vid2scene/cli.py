@@ -14,6 +14,9 @@ from collections.abc import Sequence
 
 #: Modules whose ``register(subparsers)`` adds sub-commands, in help order.
 COMMAND_MODULES: tuple[str, ...] = (
+    "vid2scene.local_commands",
+    "vid2scene.client_commands",
+    "web_server.admin_cli",
     "sfm_worker.cli",
     "gs_worker.cli",
     "nerf_worker.cli",

@@ -1,0 +1,74 @@
+"""The client commands against the real web server (in-process, no workers): submit, status, list, cancel, delete."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from vid2scene.cli import main
+from vid2scene.client import ApiError, Vid2SceneClient
+from vid2scene.embedded_mongo import secantus_available
+from vid2scene.local import LocalStack
+
+pytestmark = pytest.mark.service
+
+
+@pytest.fixture(scope="module")
+def api_only(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """The local stack without workers: jobs stay queued until cancelled."""
+    if not secantus_available():
+        pytest.skip("the 'local' extra (secantusdb) is not installed")
+    with LocalStack(tmp_path_factory.mktemp("api-only"), stages=()) as stack:
+        yield stack
+
+
+@pytest.fixture(scope="module")
+def small_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from shared.synthetic_scene import render_capture
+
+    return render_capture(tmp_path_factory.mktemp("video"), width=64, height=48, n_frames=8, fps=8.0).video
+
+
+def test_submit_prints_the_job_id_and_status_shows_the_queued_stages(
+    api_only: LocalStack, small_video: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--server", api_only.url, "-q"]
+    assert main(["submit", str(small_video), "--methods", "gs", "--preset", "preview", "--name", "cli", *argv]) == 0
+    job_id = capsys.readouterr().out.strip()
+    assert main(["status", job_id, *argv]) == 0
+    shown = capsys.readouterr().out
+    assert f"job {job_id} (cli): queued" in shown
+    assert "sfm" in shown and "gs" in shown
+    assert main(["jobs", *argv]) == 0
+    assert job_id in capsys.readouterr().out
+    assert main(["cancel", job_id, *argv]) == 0
+    assert "cancelled" in capsys.readouterr().err
+    assert main(["wait", job_id, *argv]) == 3  # a cancelled job ends the wait with exit code 3
+
+
+def test_unknown_job_is_a_not_found_error_with_exit_code_1(
+    api_only: LocalStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["status", "nosuchjob", "--server", api_only.url]) == 1
+    assert "NOT_FOUND" in capsys.readouterr().err
+
+
+def test_invalid_options_are_refused_before_a_job_exists(api_only: LocalStack, small_video: Path) -> None:
+    with Vid2SceneClient(api_only.url) as client:
+        before = len(client.list(limit=100).jobs)
+        with pytest.raises(ApiError) as info:
+            client.submit(small_video, options={"gs": {"iterations": -5}})
+        assert info.value.status == 422
+        assert len(client.list(limit=100).jobs) == before
+
+
+def test_deleted_job_is_gone(api_only: LocalStack, small_video: Path) -> None:
+    with Vid2SceneClient(api_only.url) as client:
+        job = client.submit(small_video, preset="preview")
+        assert client.get(job.id).status == "queued"
+        client.delete(job.id)
+        with pytest.raises(ApiError) as info:
+            client.get(job.id)
+    assert info.value.status == 404

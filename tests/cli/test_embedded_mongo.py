@@ -1,0 +1,36 @@
+"""The local mode's SecantusDB child process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vid2scene.embedded_mongo import EmbeddedMongo, secantus_available
+
+
+def test_embedded_secantus_stores_documents_across_a_restart(tmp_path: Path) -> None:
+    if not secantus_available():
+        pytest.skip("the 'local' extra (secantusdb) is not installed")
+    import pymongo
+
+    with EmbeddedMongo(tmp_path / "db", log_path=tmp_path / "db.log") as mongo:
+        with pymongo.MongoClient(mongo.url) as client:
+            client.t.jobs.insert_one({"_id": "j1", "status": "queued"})
+        first_port = mongo.port
+    with EmbeddedMongo(tmp_path / "db") as mongo, pymongo.MongoClient(mongo.url) as client:
+        assert client.t.jobs.find_one({"_id": "j1"})["status"] == "queued"
+    assert first_port > 0
+
+
+def test_stopped_embedded_secantus_no_longer_answers(tmp_path: Path) -> None:
+    if not secantus_available():
+        pytest.skip("the 'local' extra (secantusdb) is not installed")
+    import pymongo
+
+    mongo = EmbeddedMongo(":memory:")
+    url = mongo.start()
+    mongo.stop()
+    mongo.stop()  # twice is harmless
+    with pytest.raises(pymongo.errors.PyMongoError), pymongo.MongoClient(url, serverSelectionTimeoutMS=300) as c:
+        c.admin.command("ping")
