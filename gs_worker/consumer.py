@@ -5,8 +5,7 @@ Input ``sfm.tar``; artifacts ``scene.ply``, ``scene.splat``, ``flythrough-gs.mp4
 
 from __future__ import annotations
 
-from shared.consumer import REPORT_FILE, StageHandler, StageJob, StageOutput, WorkerSpec, collect_outputs
-from shared.options import SplatOptions
+from shared.consumer import REPORT_FILE, TrainFn, WorkerSpec, training_handler
 from shared.settings import Device
 
 #: Artifact name → file name in the stage's output folder.
@@ -18,26 +17,13 @@ ARTIFACT_FILES = {
 }
 
 
-def make_handler(device: Device = "auto") -> StageHandler:
-    """A handler that trains splats; ``device`` (the worker's setting) replaces an ``auto`` option."""
+def _load_train_splats() -> TrainFn:
+    from gs_worker.pipeline import train_splats  # torch, gsplat: imported only where the stage runs
 
-    def handle(job: StageJob) -> StageOutput:
-        from shared.scene_archive import unpack_scene
-
-        from gs_worker.pipeline import train_splats  # torch, gsplat: imported only where the stage runs
-
-        assert isinstance(job.options, SplatOptions)
-        options = job.options
-        if options.device == "auto" and device != "auto":
-            options = options.model_copy(update={"device": device})
-        scene_dir = job.work_dir / "scene"
-        unpack_scene(job.inputs["sfm.tar"], scene_dir)
-        train_splats(scene_dir, job.out_dir, options, job.on_progress)
-        return collect_outputs(job.out_dir, ARTIFACT_FILES)
-
-    return handle
+    return train_splats
 
 
 def make_spec(device: Device = "auto") -> WorkerSpec:
-    """The gs worker kind."""
-    return WorkerSpec(stage="gs", inputs=("sfm.tar",), handler=make_handler(device))
+    """The gs worker kind; ``device`` (the worker's setting) replaces an ``auto`` device option."""
+    handler = training_handler(_load_train_splats, ARTIFACT_FILES, device)
+    return WorkerSpec(stage="gs", inputs=("sfm.tar",), handler=handler)

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
 
-from shared.errors import StageError
 from shared.options.base import PRESET_NAMES
-
-#: Exit code for a typed stage failure (bad input, too few frames registered, ...).
-EXIT_STAGE_ERROR = 2
+from shared.stage_cli import EXIT_STAGE_ERROR, run_with_progress_bar
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,8 +29,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the stage for parsed ``args``; returns the exit code."""
-    from tqdm import tqdm
-
     from sfm_worker.pipeline import run_sfm
     from shared.options.sfm import SfmOptions
 
@@ -47,18 +43,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"vid2scene sfm: invalid options: {exc}", file=sys.stderr)
         return EXIT_STAGE_ERROR
 
-    with tqdm(total=1000, desc="sfm", unit="‰", bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}") as bar:
-
-        def on_progress(fraction: float, message: str) -> None:
-            bar.n = round(min(max(fraction, 0.0), 1.0) * 1000)
-            bar.set_postfix_str(message, refresh=False)
-            bar.refresh()
-
-        try:
-            result = run_sfm(args.video, args.out, options, on_progress)
-        except StageError as exc:
-            bar.close()
-            print(f"vid2scene sfm: {exc.code.value}: {exc.message}", file=sys.stderr)
-            return EXIT_STAGE_ERROR
+    result = run_with_progress_bar("sfm", "sfm", functools.partial(run_sfm, args.video, args.out, options))
+    if result is None:
+        return EXIT_STAGE_ERROR
     print(json.dumps({"scene_dir": str(result.scene_dir), **result.metrics()}, indent=2))
     return 0

@@ -43,9 +43,9 @@ from pydantic import ValidationError
 from shared.broker import Broker, Delivery, make_broker
 from shared.errors import Cancelled, ErrorCode, StageError
 from shared.messages import StageName, StageRequest
-from shared.options import OPTIONS_BY_STAGE, StageOptions
+from shared.options import OPTIONS_BY_STAGE, SplatOptions, StageOptions, TensorfOptions
 from shared.progress import ProgressFn
-from shared.settings import Settings
+from shared.settings import Device, Settings
 from shared.worker_api import ClaimRequest, Heartbeat, Lease, StageErrorBody, StageResult
 from shared.worker_client import LeaseLost, ServerUnreachable, WorkerApiError, WorkerAuthError, WorkerClient
 
@@ -120,6 +120,38 @@ def collect_outputs(out_dir: Path, files: dict[str, str]) -> StageOutput:
     report = out_dir / REPORT_FILE
     metrics = json.loads(report.read_text()) if report.is_file() else {}
     return StageOutput(artifacts=artifacts, metrics=metrics)
+
+
+#: A training stage function: ``(scene_dir, out_dir, options, on_progress)``, its result unused here.
+TrainFn = Callable[[Path, Path, Any, ProgressFn], object]
+
+
+def training_handler(load_train: Callable[[], TrainFn], files: dict[str, str], device: Device = "auto") -> StageHandler:
+    """The handler of a training stage (``gs``, ``nerf``): unpack ``sfm.tar``, train, collect the outputs.
+
+    Args:
+        load_train: returns the stage function; called when a job runs, so that the worker imports
+            torch (and gsplat) only where a stage runs.
+        files: artifact name → file name in the stage's output folder, as for :func:`collect_outputs`.
+        device: the worker's device setting; it replaces an ``auto`` device option.
+
+    Returns:
+        A :data:`StageHandler` whose job fetches the input ``sfm.tar``.
+    """
+
+    def handle(job: StageJob) -> StageOutput:
+        from shared.scene_archive import unpack_scene
+
+        options = job.options
+        assert isinstance(options, SplatOptions | TensorfOptions)
+        if device != "auto" and options.device == "auto":
+            options = options.model_copy(update={"device": device})
+        scene_dir = job.work_dir / "scene"
+        unpack_scene(job.inputs["sfm.tar"], scene_dir)
+        load_train()(scene_dir, job.out_dir, options, job.on_progress)
+        return collect_outputs(job.out_dir, files)
+
+    return handle
 
 
 class _Settle(enum.Enum):
@@ -460,8 +492,8 @@ def run_worker_process(spec: WorkerSpec, settings: Settings | None = None, *, br
     Args:
         spec: the worker kind.
         settings: defaults to ``Settings()`` (the environment).
-        broker: defaults to ``make_broker(settings.amqp_url, prefix=settings.queue_prefix)`` (the prefix
-            where Settings has that field; tests may pass a broker of their own).
+        broker: defaults to ``make_broker(settings.amqp_url, prefix=settings.queue_prefix)``; tests may
+            pass a broker of their own.
 
     Returns:
         The exit code: 0 after a signal, 2 when the worker token was refused or the broker URL is
@@ -479,7 +511,6 @@ def run_worker_process(spec: WorkerSpec, settings: Settings | None = None, *, br
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, on_signal)
-    # ``queue_prefix`` isolates a deployment's queues on a shared broker.
     broker = broker or make_broker(settings.amqp_url, prefix=settings.queue_prefix)
     with WorkerClient(settings.server_url, settings.worker_token) as client:
         worker = Worker(

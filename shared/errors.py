@@ -40,26 +40,6 @@ RETRYABLE: frozenset[ErrorCode] = frozenset(
     }
 )
 
-#: What a user can do about each code, appended to messages that do not already say it.
-HINTS: dict[ErrorCode, str] = {
-    ErrorCode.INVALID_VIDEO: "Upload an MP4, MOV, MKV or WebM video (H.264, HEVC, VP9 or AV1).",
-    ErrorCode.VIDEO_TOO_SHORT: "Film a few seconds while walking slowly around the subject.",
-    ErrorCode.VIDEO_TOO_LARGE: "Trim the video or lower its resolution, then upload it again.",
-    ErrorCode.INVALID_OPTIONS: "Check the option names and values against the API documentation.",
-    ErrorCode.INVALID_SCENE: "Run structure from motion again to rebuild the scene.",
-    ErrorCode.TOO_FEW_FRAMES_REGISTERED: (
-        "Walk around the object instead of turning on the spot, keep it in view, and avoid blur."
-    ),
-    ErrorCode.SFM_FAILED: "Try a video with more texture and slower, steadier motion.",
-    ErrorCode.OUT_OF_MEMORY: "Try the 'preview' preset or a shorter video.",
-    ErrorCode.TRAINING_DIVERGED: "Try again with the 'standard' preset or fewer iterations.",
-    ErrorCode.CUDA_UNAVAILABLE: "Run with device 'cpu' or 'auto'.",
-    ErrorCode.WORKER_LOST: "The job will be retried automatically; if it keeps failing, contact the operator.",
-    ErrorCode.SERVER_UNREACHABLE: "The job will be retried automatically.",
-    ErrorCode.CANCELLED: "Submit the video again to start over.",
-    ErrorCode.INTERNAL: "This is a bug in vid2scene; the job will be retried automatically.",
-}
-
 
 class StageError(Exception):
     """A stage failure with a stable code, a message a user can act on, and its retryability.
@@ -84,13 +64,6 @@ class StageError(Exception):
         self.message = message
         self.retryable = (self.code in RETRYABLE) if retryable is None else retryable
         self.details = dict(details or {})
-
-    def to_dict(self) -> dict[str, object]:
-        """The error as stored on a stage and shown by the API: ``{code, message, retryable}``."""
-        out: dict[str, object] = {"code": self.code.value, "message": self.message, "retryable": self.retryable}
-        if self.details:
-            out["details"] = self.details
-        return out
 
     def __repr__(self) -> str:
         return f"StageError({self.code.value}, {self.message!r}, retryable={self.retryable})"

@@ -14,7 +14,6 @@ Example:
 from __future__ import annotations
 
 import importlib
-import inspect
 import os
 import secrets
 import threading
@@ -23,12 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-from shared.messages import STAGES, StageName
+from shared.messages import STAGES, TRAINING_STAGES, StageName
 from shared.settings import Device, Settings
 from vid2scene.embedded_mongo import EmbeddedMongo, free_port
 
 if TYPE_CHECKING:
-    from shared.consumer import WorkerSpec
+    from shared.broker import Broker
+    from shared.consumer import WorkerPool, WorkerSpec
 
 #: The environment variable that replaces the embedded SecantusDB with a MongoDB server of your own.
 MONGO_URL_ENV = "VID2SCENE_MONGO_URL"
@@ -57,9 +57,8 @@ def worker_spec(stage: StageName, device: Device = "auto") -> WorkerSpec:
         module = importlib.import_module(f"{stage}_worker.consumer")
     except ModuleNotFoundError as exc:
         raise LocalStackError(f"the {stage} worker is not installed: pip install 'vid2scene[{stage}]'") from exc
-    make_spec = module.make_spec
-    takes_device = "device" in inspect.signature(make_spec).parameters
-    return make_spec(device=device) if takes_device else make_spec()
+    # Structure from motion runs on the CPU wherever it runs: only training stages take a device.
+    return module.make_spec(device=device) if stage in TRAINING_STAGES else module.make_spec()
 
 
 @dataclass
@@ -82,10 +81,10 @@ class LocalStack:
     mongo_url: str | None = field(default_factory=lambda: os.environ.get(MONGO_URL_ENV) or None)
     settings: Settings | None = field(default=None, init=False)
     _mongo: EmbeddedMongo | None = field(default=None, init=False, repr=False)
-    _broker: Any = field(default=None, init=False, repr=False)
+    _broker: Broker | None = field(default=None, init=False, repr=False)
     _server: Any = field(default=None, init=False, repr=False)
     _server_thread: threading.Thread | None = field(default=None, init=False, repr=False)
-    _workers: Any = field(default=None, init=False, repr=False)
+    _workers: WorkerPool | None = field(default=None, init=False, repr=False)
 
     @property
     def url(self) -> str:
@@ -104,7 +103,7 @@ class LocalStack:
         return self
 
     def _start(self) -> None:
-        from shared.broker import make_broker
+        from shared.broker import MemoryBroker
 
         self.data_dir = Path(self.data_dir).resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -128,7 +127,10 @@ class LocalStack:
             device=self.device,
             heartbeat_s=2.0,
         )
-        self._broker = make_broker("memory://")
+        # A broker of this stack's own (not the process-wide ``memory://`` one): two stacks in one
+        # process must not hand each other's messages to workers holding another token.
+        self._broker = MemoryBroker()
+        self._broker.declare()
         self._start_api()
         self._start_workers()
 
@@ -156,7 +158,7 @@ class LocalStack:
     def _start_workers(self) -> None:
         from shared.consumer import start_workers
 
-        assert self.settings is not None
+        assert self.settings is not None and self._broker is not None
         specs = [worker_spec(stage, self.device) for stage in self.stages]
         self._workers = start_workers(
             specs,

@@ -92,15 +92,9 @@ def log_to_file(log_path: Path, *, verbose: bool) -> None:
     root.setLevel(min(root.level or logging.INFO, logging.INFO))
 
 
-def _stack_for(args: argparse.Namespace, out: Path) -> LocalStack:
-    stages = ("sfm", *args.methods) if hasattr(args, "methods") else ("sfm", "gs", "nerf")
-    data_dir = args.data_dir or out / ".vid2scene"
-    return LocalStack(data_dir=data_dir, port=getattr(args, "port", 0) or 0, stages=stages, device=args.device)
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out)
-    demo = bool(getattr(args, "demo", False))
+    demo = bool(args.demo)
     if demo == (args.video is not None):
         print("error: give a VIDEO, or --demo to render the sample video", file=sys.stderr)
         return EXIT_ERROR
@@ -117,8 +111,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             args.options = merge_options(demo_options, args.options)
     else:
         video = Path(args.video)
-    stack = _stack_for(args, out)
-    log_to_file(stack.data_dir / "logs" / "vid2scene.log", verbose=getattr(args, "verbose", False))
+    stack = LocalStack(data_dir=args.data_dir or out / ".vid2scene", stages=("sfm", *args.methods), device=args.device)
+    log_to_file(stack.data_dir / "logs" / "vid2scene.log", verbose=args.verbose)
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` cancels the job and stops the stack, as Ctrl-C does
     try:
         with stack:
@@ -158,10 +152,9 @@ def _interrupt(signum: int, _frame: object) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    out = Path(args.data_dir or Path.cwd() / "vid2scene-data")
-    args.data_dir = out
-    stack = _stack_for(args, out)
-    log_to_file(stack.data_dir / "logs" / "vid2scene.log", verbose=getattr(args, "verbose", False))
+    data_dir = Path(args.data_dir or Path.cwd() / "vid2scene-data")
+    stack = LocalStack(data_dir=data_dir, port=args.port, device=args.device)
+    log_to_file(stack.data_dir / "logs" / "vid2scene.log", verbose=args.verbose)
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the stack as cleanly as Ctrl-C
     try:
         with stack:

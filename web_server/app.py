@@ -11,15 +11,16 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI
+from pymongo import MongoClient
 from pymongo.database import Database
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.broker import Broker, make_broker
 from shared.settings import Settings
 from web_server.metrics import Metrics
 from web_server.orchestration import Orchestrator
 from web_server.problems import install_problem_handlers
-from web_server.publisher import StagePublisher
 from web_server.routers import artifacts, events, health, jobs, worker
 from web_server.store import Store, connect, utcnow
 
@@ -78,13 +79,10 @@ async def run_reaper(orchestrator: Orchestrator, interval_s: float) -> None:
         await asyncio.sleep(tick)
 
 
-def _declare_queues(broker: object) -> None:
-    """Declare the stage queues when the broker can (idempotent); a broker down now is retried by publishes."""
-    declare = getattr(broker, "declare", None)
-    if not callable(declare):
-        return
+def _declare_queues(broker: Broker) -> None:
+    """Declare the stage queues (idempotent); a broker down now is retried by publishes."""
     try:
-        declare()
+        broker.declare()
     except Exception:
         logger.exception("declaring the stage queues failed; publishes will report it")
 
@@ -96,12 +94,12 @@ def _include_ui(app: FastAPI) -> None:
     app.include_router(importlib.import_module(UI_MODULE).router)
 
 
-def create_app(settings: Settings, *, broker: StagePublisher | None = None, db: Database | None = None) -> FastAPI:
+def create_app(settings: Settings, *, broker: Broker | None = None, db: Database | None = None) -> FastAPI:
     """Build the web server.
 
     Args:
         settings: the configuration.
-        broker: publishes stage requests; default ``shared.broker.make_broker(settings.amqp_url, prefix=settings.queue_prefix)``.
+        broker: publishes stage requests; default ``make_broker(settings.amqp_url, prefix=settings.queue_prefix)``.
         db: the MongoDB database; default ``settings.mongo_db`` on ``settings.mongo_url``.
 
     Returns:
@@ -112,13 +110,11 @@ def create_app(settings: Settings, *, broker: StagePublisher | None = None, db: 
     settings.require_secrets("worker_token", "signing_secret")
     if not settings.require_api_key and settings.mode != "local":
         raise ValueError("VID2SCENE_REQUIRE_API_KEY=false is only allowed with VID2SCENE_MODE=local")
-    owned: list[Any] = []
+    owned: list[MongoClient[Any] | Broker] = []  # closed at shutdown
     if db is None:
         db = connect(settings.mongo_url, settings.mongo_db)
         owned.append(db.client)
     if broker is None:
-        from shared.broker import make_broker
-
         broker = make_broker(settings.amqp_url, prefix=settings.queue_prefix)
         owned.append(broker)
     store = Store(db)
@@ -137,9 +133,7 @@ def create_app(settings: Settings, *, broker: StagePublisher | None = None, db: 
             with contextlib.suppress(asyncio.CancelledError):
                 await reaper
             for resource in owned:
-                close = getattr(resource, "close", None)
-                if callable(close):
-                    close()
+                resource.close()
 
     app = FastAPI(
         title="vid2scene",

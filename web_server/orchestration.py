@@ -36,7 +36,7 @@ from shared.messages import STAGES, TRAINING_STAGES, StageName, StageRequest
 from shared.settings import Settings
 from shared.worker_api import ClaimRequest, Heartbeat, HeartbeatReply, Lease, ResultAck, StageResult
 from web_server.artifact_names import is_stage_artifact
-from web_server.models import TERMINAL_JOB, TERMINAL_STAGE, JobStatus, StoredFile, StoredJob
+from web_server.models import TERMINAL_JOB, TERMINAL_STAGE, JobStatus, StoredError, StoredFile, StoredJob
 from web_server.publisher import StagePublisher
 from web_server.store import Store, as_utc
 
@@ -109,12 +109,12 @@ def should_retry(attempt: int, max_attempts: int, retryable: bool) -> bool:
     return retryable and attempt < max_attempts
 
 
-def first_error(job: StoredJob) -> dict[str, Any] | None:
+def first_error(job: StoredJob) -> StoredError | None:
     """The error that decided a failed or partial job: sfm's, else the first failed training stage's."""
     for name in STAGES:
         stage = job.stages.get(name)
         if stage is not None and stage.status == "failed" and stage.error is not None:
-            return stage.error.model_dump()
+            return stage.error
     return None
 
 

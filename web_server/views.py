@@ -11,6 +11,7 @@ from web_server.models import (
     ErrorPublic,
     JobPublic,
     StagePublic,
+    StoredError,
     StoredFile,
     StoredJob,
     StoredStage,
@@ -47,8 +48,11 @@ def find_file(job: StoredJob, name: str) -> StoredFile | None:
     return next((f for f in job_files(job) if f.name == name), None)
 
 
+def _error_public(error: StoredError | None) -> ErrorPublic | None:
+    return ErrorPublic(code=error.code, message=error.message, retryable=error.retryable) if error else None
+
+
 def _stage_public(store: Store, settings: Settings, name: str, stage: StoredStage) -> StagePublic:
-    error = stage.error
     return StagePublic(
         status=stage.status,
         progress=stage.progress,
@@ -63,7 +67,7 @@ def _stage_public(store: Store, settings: Settings, name: str, stage: StoredStag
         heartbeat_at=as_utc(stage.heartbeat_at),
         next_attempt_at=as_utc(stage.retry_at) if stage.status == "queued" else None,
         metrics=stage.metrics,
-        error=ErrorPublic(code=error.code, message=error.message, retryable=error.retryable) if error else None,
+        error=_error_public(stage.error),
     )
 
 
@@ -103,9 +107,7 @@ def job_public(job: StoredJob, *, store: Store, settings: Settings, base_url: st
         updated_at=as_utc(job.updated_at),
         finished_at=as_utc(job.finished_at),
         queue_position=stages["sfm"].queue_position if job.status == "queued" else None,
-        error=ErrorPublic(code=error["code"], message=error["message"], retryable=error["retryable"])
-        if error
-        else None,
+        error=_error_public(error),
         video=VideoPublic.model_validate({k: v for k, v in job.video.items() if k in VideoPublic.model_fields}),
         stages=stages,
         artifacts=artifacts,

@@ -152,14 +152,18 @@ class Broker(ABC):
     def consume(self, stage: StageName, handler: Handler, *, stop: threading.Event) -> None:
         """Deliver a stage's messages to ``handler`` one at a time until ``stop`` is set.
 
-        Declares the stage's queues first (idempotent). Blocks. Survives connection loss (reconnects with backoff). When ``stop`` is set, no new
-        message is taken; the call waits for the running handler to return, then gives an
-        unsettled delivery back to the queue and returns.
+        Declares the stage's queues first (idempotent). Blocks. Survives connection loss (reconnects
+        with backoff). When ``stop`` is set, no new message is taken; the call waits for the running
+        handler to return, then gives an unsettled delivery back to the queue and returns.
         """
 
     @abstractmethod
     def message_count(self, stage: StageName) -> int:
         """How many messages wait (unacknowledged deliveries not counted) in a stage's queue."""
+
+    @abstractmethod
+    def ready(self) -> bool:
+        """Whether the broker answers now (one try, no waiting for a reconnect): a readiness check."""
 
     @abstractmethod
     def drain_dead_letters(self, stage: StageName) -> list[bytes]:

@@ -108,6 +108,10 @@ class MemoryBroker(Broker):
             dead.clear()
             return bodies
 
+    def ready(self) -> bool:
+        """In-process: ready until closed."""
+        return not self._closed
+
     @property
     def closed(self) -> bool:
         """Whether :meth:`close` was called."""

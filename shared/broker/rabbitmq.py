@@ -168,6 +168,14 @@ class RabbitMQBroker(Broker):
         """How many messages wait in a stage's queue (unacknowledged deliveries not counted)."""
         return self._with_channel(lambda ch: ch.queue_declare(self.queue(stage), passive=True).method.message_count)
 
+    def ready(self) -> bool:
+        """Whether the broker answers a passive declare of the ``sfm`` queue on the first try."""
+        try:
+            self._with_channel(lambda ch: ch.queue_declare(self.queue("sfm"), passive=True), retry_for_s=0.0)
+        except BrokerError:
+            return False
+        return True
+
     def drain_dead_letters(self, stage: StageName) -> list[bytes]:
         """Remove and return the bodies in a stage's dead-letter queue, oldest first."""
 
@@ -186,9 +194,18 @@ class RabbitMQBroker(Broker):
         with self._lock:
             self._drop_publisher()
 
-    def _with_channel(self, call: Callable[[BlockingChannel], _T]) -> _T:
-        """Run ``call`` on the publishing channel, reconnecting with backoff while the broker is away."""
-        deadline = time.monotonic() + self._publish_retry_s
+    def _with_channel(self, call: Callable[[BlockingChannel], _T], retry_for_s: float | None = None) -> _T:
+        """Run ``call`` on the publishing channel, reconnecting with backoff while the broker is away.
+
+        Args:
+            call: what to do on the channel.
+            retry_for_s: how long to keep retrying; ``publish_retry_s`` when None.
+
+        Raises:
+            BrokerError: refused (404/406), or still failing after ``retry_for_s``.
+        """
+        retry_for_s = self._publish_retry_s if retry_for_s is None else retry_for_s
+        deadline = time.monotonic() + retry_for_s
         backoff = Backoff(first=0.25, cap=5.0)
         with self._lock:
             while True:
@@ -205,7 +222,7 @@ class RabbitMQBroker(Broker):
                     error = exc
                 delay = backoff.next_delay()
                 if time.monotonic() + delay > deadline:
-                    raise BrokerError(f"RabbitMQ unreachable for {self._publish_retry_s:.0f} s: {error}") from error
+                    raise BrokerError(f"RabbitMQ unreachable for {retry_for_s:.0f} s: {error}") from error
                 log.warning("RabbitMQ call failed (%s); retrying in %.1f s", error, delay)
                 time.sleep(delay)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import queue
+import socket
 import subprocess
 import sys
 import threading
@@ -284,6 +285,28 @@ def test_queues_are_durable_with_dead_letter_routing_and_messages_are_persistent
         assert refused.value.reply_code == 406
     finally:
         connection.close()
+
+
+def test_declared_broker_is_ready_and_a_closed_in_process_one_is_not(case: BrokerCase) -> None:
+    broker = case.new()
+    broker.declare()
+    assert broker.ready()
+    if case.kind == "memory":
+        broker.close()
+        assert not broker.ready()
+
+
+def test_unreachable_rabbitmq_is_not_ready_without_waiting_out_the_publish_retries() -> None:
+    from shared.broker.rabbitmq import RabbitMQBroker
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    broker = RabbitMQBroker(f"amqp://guest:guest@127.0.0.1:{port}/%2F", publish_retry_s=60.0)
+    started = time.monotonic()
+    assert not broker.ready()
+    assert time.monotonic() - started < 10.0
+    broker.close()
 
 
 def test_make_broker_picks_the_implementation_by_url_scheme() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -11,8 +12,11 @@ from gs_worker.consumer import make_spec as gs_spec
 from nerf_worker.consumer import make_spec as nerf_spec
 from sfm_worker.consumer import make_spec as sfm_spec
 from shared.broker import Delivery, MemoryBroker
-from shared.consumer import Worker
+from shared.consumer import StageJob, Worker, training_handler
+from shared.errors import ErrorCode, StageError
 from shared.messages import StageRequest
+from shared.options import SplatOptions
+from shared.worker_api import Lease
 from shared.worker_client import WorkerClient
 from tests.consumer.worker_api_server import TOKEN, WorkerApiServer
 
@@ -84,3 +88,45 @@ def test_nerf_worker_trains_from_sfm_tar_and_uploads_its_three_artifacts(scene_a
     assert state.artifacts["flythrough-nerf.mp4"][4:8] == b"ftyp"  # an MP4 container
     assert result.metrics.get("worker_seconds", 0) > 0
     assert list((tmp_path / "s").iterdir()) == []
+
+
+def _training_job(options: SplatOptions, archive: Path, tmp_path: Path) -> StageJob:
+    request = StageRequest(job_id="job-1", stage="gs", attempt=1)
+    lease = Lease(lease_id="l", expires_at=datetime.now(UTC), attempt=1, options={}, heartbeat_s=1.0)
+    work_dir = tmp_path / "work"
+    work_dir.mkdir()
+    return StageJob(request, lease, options, {"sfm.tar": archive}, work_dir, tmp_path / "out", lambda f, m: None)
+
+
+@pytest.mark.parametrize(("requested", "worker", "used"), [("auto", "cpu", "cpu"), ("cuda", "cpu", "cuda")])
+def test_training_handler_trains_on_the_unpacked_scene_and_the_worker_device_replaces_only_auto(
+    scene_archive: bytes, tmp_path: Path, requested: str, worker: str, used: str
+) -> None:
+    archive = tmp_path / "sfm.tar"
+    archive.write_bytes(scene_archive)
+    seen: dict[str, object] = {}
+
+    def train(scene_dir: Path, out_dir: Path, options: SplatOptions, on_progress: object) -> None:
+        seen["scene_json"] = (scene_dir / "scene.json").is_file()
+        seen["device"] = options.device
+        out_dir.mkdir()
+        (out_dir / "model.bin").write_bytes(b"weights")
+        (out_dir / "report.json").write_text('{"psnr": 30.5}')
+
+    handler = training_handler(lambda: train, {"model.bin": "model.bin", "report-gs.json": "report.json"}, worker)
+    options = SplatOptions.from_preset("preview", device=requested)
+    output = handler(_training_job(options, archive, tmp_path))
+    assert seen == {"scene_json": True, "device": used}
+    assert sorted(output.artifacts) == ["model.bin", "report-gs.json"]
+    assert output.metrics == {"psnr": 30.5}
+
+
+def test_training_handler_fails_with_internal_when_a_promised_file_is_missing(
+    scene_archive: bytes, tmp_path: Path
+) -> None:
+    archive = tmp_path / "sfm.tar"
+    archive.write_bytes(scene_archive)
+    handler = training_handler(lambda: lambda scene, out, options, on_progress: out.mkdir(), {"x.ply": "x.ply"})
+    with pytest.raises(StageError) as failure:
+        handler(_training_job(SplatOptions.from_preset("preview"), archive, tmp_path))
+    assert failure.value.code is ErrorCode.INTERNAL and "x.ply" in failure.value.message

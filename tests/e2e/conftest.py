@@ -67,5 +67,5 @@ def service(rabbitmq_url: str, e2e_mongo_url: str, tmp_path_factory: pytest.Temp
         yield stack
     finally:
         stack.stop()
-        if stack.effective_queue_prefix:  # never delete the unprefixed queues of a shared broker
-            delete_topology(rabbitmq_url, stack.effective_queue_prefix)
+        if stack.queue_prefix:  # never delete the unprefixed queues of a shared broker
+            delete_topology(rabbitmq_url, stack.queue_prefix)

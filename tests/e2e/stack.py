@@ -142,13 +142,6 @@ class ServiceStack:
     workers: list[ManagedProcess] = field(default_factory=list)
 
     @property
-    def effective_queue_prefix(self) -> str:
-        """The queue-name prefix the processes use: ours when the settings know the field, else none."""
-        from shared.settings import Settings
-
-        return self.queue_prefix if "queue_prefix" in Settings.model_fields else ""
-
-    @property
     def url(self) -> str:
         """The web server's base URL."""
         return f"http://127.0.0.1:{self.port}"

@@ -52,7 +52,7 @@ def _stage_running(stage: str, min_progress: float = 0.0):
 def test_poison_message_is_dead_lettered_and_the_worker_keeps_serving(service: ServiceStack) -> None:
     from shared.broker import make_broker
 
-    broker = make_broker(service.amqp_url, prefix=service.effective_queue_prefix)
+    broker = make_broker(service.amqp_url, prefix=service.queue_prefix)
     try:
         broker.declare()
         broker.publish("sfm", b"{this is not a StageRequest", message_id="poison-1")

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from shared.settings import Settings
 from web_server.deps import OwnerDep, SettingsDep, StoreDep
 from web_server.models import TERMINAL_JOB, StoredJob
 from web_server.problems import Problem
@@ -40,7 +41,7 @@ def _event(kind: str, data: dict[str, Any], event_id: int | None = None) -> str:
     return head + f"data: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
-def _snapshot(request: Request, settings: SettingsDep, store: Store, doc: dict[str, Any]) -> str:
+def _snapshot(request: Request, settings: Settings, store: Store, doc: dict[str, Any]) -> str:
     job = StoredJob.model_validate(doc)
     public = job_public(job, store=store, settings=settings, base_url=base_url(request), now=utcnow())
     return _event("job", public.model_dump(mode="json"), job.version)

@@ -7,7 +7,6 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from web_server.deps import MetricsDep, StoreDep
 from web_server.models import Health
-from web_server.publisher import broker_ready
 
 router = APIRouter(tags=["health"])
 
@@ -27,7 +26,7 @@ def readyz(request: Request, store: StoreDep) -> JSONResponse:
         checks["mongo"] = "ok"
     except Exception as exc:
         checks["mongo"] = f"unavailable: {type(exc).__name__}"
-    checks["broker"] = "ok" if broker_ready(request.app.state.broker) else "unavailable"
+    checks["broker"] = "ok" if request.app.state.broker.ready() else "unavailable"
     ok = all(v == "ok" for v in checks.values())
     body = Health(status="ok" if ok else "unavailable", checks=checks)
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)

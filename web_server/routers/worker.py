@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
@@ -30,28 +32,29 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 LeaseHeader = Annotated[str, Header(alias="X-Lease-Id", min_length=1)]
 
 
-def _as_api_error(exc: LeaseConflictError | RejectedError) -> ApiError:
-    if isinstance(exc, LeaseConflictError):
-        return ApiError(409, exc.code, exc.detail)
-    return ApiError(exc.status, exc.code, exc.detail)
+@contextlib.contextmanager
+def _refusals_as_problems() -> Iterator[None]:
+    """Answer the orchestrator's refusals as problem+json: 409 for a lease conflict, else its status."""
+    try:
+        yield
+    except LeaseConflictError as exc:
+        raise ApiError(409, exc.code, exc.detail) from exc
+    except RejectedError as exc:
+        raise ApiError(exc.status, exc.code, exc.detail) from exc
 
 
 @router.post("/jobs/{job_id}/stages/{stage}/claim", response_model=Lease, responses=_ERRORS)
 def claim_stage(job_id: str, stage: StageName, body: ClaimRequest, orchestrator: OrchestratorDep) -> Lease:
     """Claim the stage for the message the worker received; the lease's ``attempt`` is the n-th grant."""
-    try:
+    with _refusals_as_problems():
         return orchestrator.claim(job_id, stage, body, utcnow())
-    except (LeaseConflictError, RejectedError) as exc:
-        raise _as_api_error(exc) from exc
 
 
 @router.post("/jobs/{job_id}/stages/{stage}/heartbeat", response_model=HeartbeatReply, responses=_ERRORS)
 def heartbeat(job_id: str, stage: StageName, body: Heartbeat, orchestrator: OrchestratorDep) -> HeartbeatReply:
     """Record progress and renew the lease; ``cancelled`` tells the worker to stop."""
-    try:
+    with _refusals_as_problems():
         return orchestrator.heartbeat(job_id, stage, body, utcnow())
-    except (LeaseConflictError, RejectedError) as exc:
-        raise _as_api_error(exc) from exc
 
 
 @router.get(
@@ -68,10 +71,8 @@ def get_input(
     range_header: Annotated[str | None, Header(alias="Range")] = None,
 ) -> Response:
     """Stream ``input`` (the uploaded video) or an earlier stage's artifact (``sfm.tar``)."""
-    try:
+    with _refusals_as_problems():
         stored = orchestrator.input_file(job_id, lease_id, name)
-    except (LeaseConflictError, RejectedError) as exc:
-        raise _as_api_error(exc) from exc
     return file_response(store, stored, range_header=range_header, if_none_match=None)
 
 
@@ -97,10 +98,8 @@ async def put_artifact(
     expected = sha256.strip().lower()
     if not _SHA256.match(expected):
         raise ApiError(400, "BAD_REQUEST", "X-Content-SHA256 must be 64 hex digits.")
-    try:
+    with _refusals_as_problems():
         await run_in_threadpool(orchestrator.require_lease, job_id, stage, lease_id)
-    except (LeaseConflictError, RejectedError) as exc:
-        raise _as_api_error(exc) from exc
     metadata = {
         "job_id": job_id,
         "name": name,
@@ -131,7 +130,5 @@ async def put_artifact(
 @router.post("/jobs/{job_id}/stages/{stage}/result", response_model=ResultAck, responses=_ERRORS)
 def post_result(job_id: str, stage: StageName, body: StageResult, orchestrator: OrchestratorDep) -> ResultAck:
     """Record the attempt's outcome; the worker acks its message once this answers 200."""
-    try:
+    with _refusals_as_problems():
         return orchestrator.record_result(job_id, stage, body, utcnow())
-    except (LeaseConflictError, RejectedError) as exc:
-        raise _as_api_error(exc) from exc
