@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, description="port the web server binds")
     require_api_key: bool = Field(default=True, description="false only in local mode")
     max_upload_bytes: int = Field(default=4 * 1024**3, gt=0, description="largest accepted upload")
+    max_artifact_bytes: int = Field(
+        default=16 * 1024**3, gt=0, description="largest artifact a worker may upload (413 ARTIFACT_TOO_LARGE)"
+    )
     signed_url_ttl_s: int = Field(default=3600, gt=0, description="lifetime of a signed artifact URL")
     lease_s: float = Field(default=120.0, gt=0, description="a stage lease lasts this long without a heartbeat")
     max_attempts: int = Field(default=3, ge=1, description="attempts per stage before it fails for good")

@@ -59,9 +59,14 @@ class VideoInfo(BaseModel):
 
 
 def _invalid(path: Path, what: str, *, hint: str | None = None, **details: object) -> StageError:
-    """An ``INVALID_VIDEO`` error naming the file, what is wrong, and what to do."""
+    """An ``INVALID_VIDEO`` error saying what is wrong and what to do.
+
+    The message does not name the file: on the server it is a temporary upload whose name means
+    nothing to the user. ``details["file"]`` keeps the name for logs.
+    """
     hint = hint or f"Upload a video file ({_SUPPORTED_TEXT})."
-    return StageError(ErrorCode.INVALID_VIDEO, f"{path.name}: {what}. {hint}", details={"file": path.name, **details})
+    message = f"The video is unusable: {what}. {hint}"
+    return StageError(ErrorCode.INVALID_VIDEO, message, details={"file": path.name, **details})
 
 
 _TRUNCATED_HINT = "The upload or copy was probably cut off: send the complete file again."

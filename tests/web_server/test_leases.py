@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -222,6 +223,18 @@ def test_upload_with_a_wrong_digest_is_refused_and_not_kept(
     assert server.db["files.chunks"].count_documents({}) == 1  # only the input video's chunk
     missing = worker.succeed(sfm, lease_id, ["sfm.tar"])
     assert missing.status_code == 422 and missing.json()["code"] == "ARTIFACT_MISSING"
+
+
+def test_artifact_over_the_size_limit_is_refused_with_413_and_not_kept(server_factory: Any, tiny_video: bytes) -> None:
+    server = server_factory(max_artifact_bytes=4096)
+    worker = FakeWorker(server)
+    _job(server, tiny_video)
+    (sfm,) = server.broker.requests_for("sfm")
+    lease_id = worker.claim(sfm).json()["lease_id"]
+    response = worker.upload(sfm, lease_id, "sfm.tar", b"x" * 10_000)
+    assert response.status_code == 413 and response.json()["code"] == "ARTIFACT_TOO_LARGE"
+    assert server.db["files.files"].count_documents({"metadata.name": "sfm.tar"}) == 0
+    assert worker.upload(sfm, lease_id, "sfm.tar", b"x" * 4096).status_code == 201  # at the limit is fine
 
 
 def test_racing_claims_grant_exactly_one_lease(server: Server, tiny_video: bytes) -> None:

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from shared.messages import StageName
 from shared.worker_api import ArtifactInfo, ClaimRequest, Heartbeat, HeartbeatReply, Lease, ResultAck, StageResult
 from web_server.artifact_names import content_type, is_stage_artifact
-from web_server.deps import OrchestratorDep, StoreDep, require_worker
+from web_server.deps import OrchestratorDep, SettingsDep, StoreDep, require_worker
 from web_server.downloads import file_response
 from web_server.orchestration import LeaseConflictError, RejectedError
 from web_server.problems import ApiError, Problem
@@ -80,7 +80,11 @@ def get_input(
     "/jobs/{job_id}/stages/{stage}/artifacts/{name}",
     response_model=ArtifactInfo,
     status_code=201,
-    responses={**_ERRORS, 400: {"model": Problem, "description": "the SHA-256 differs"}},
+    responses={
+        **_ERRORS,
+        400: {"model": Problem, "description": "the SHA-256 differs"},
+        413: {"model": Problem, "description": "ARTIFACT_TOO_LARGE"},
+    },
 )
 async def put_artifact(
     job_id: str,
@@ -91,8 +95,13 @@ async def put_artifact(
     sha256: Annotated[str, Header(alias="X-Content-SHA256")],
     orchestrator: OrchestratorDep,
     store: StoreDep,
+    settings: SettingsDep,
 ) -> ArtifactInfo:
-    """Stream an artifact into the file store; kept only when its SHA-256 matches the header."""
+    """Stream an artifact into the file store; kept only when its SHA-256 matches the header.
+
+    A body over ``settings.max_artifact_bytes`` is refused with 413 ``ARTIFACT_TOO_LARGE`` as soon as
+    the limit is passed, and nothing is kept.
+    """
     if not is_stage_artifact(stage, name):
         raise ApiError(422, "INVALID_ARTIFACT_NAME", f"The {stage} stage has no artifact named {name!r}.")
     expected = sha256.strip().lower()
@@ -112,6 +121,12 @@ async def put_artifact(
     try:
         async for chunk in request.stream():
             buffer += chunk
+            if upload.length + len(buffer) > settings.max_artifact_bytes:
+                raise ApiError(
+                    413,
+                    "ARTIFACT_TOO_LARGE",
+                    f"The artifact is larger than the server's limit of {settings.max_artifact_bytes} bytes.",
+                )
             if len(buffer) >= _BATCH:
                 await run_in_threadpool(upload.write, bytes(buffer))
                 buffer.clear()
