@@ -350,22 +350,28 @@ def load_capture(out_dir: Path) -> SyntheticCapture:
 
 
 def _surface_points(
-    poses: np.ndarray, K: np.ndarray, width: int, height: int, n_points: int, seed: int
+    poses: np.ndarray, K: np.ndarray, width: int, height: int, n_points: int, n_backdrop: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Sample visible surface points with their rendered colours by lifting random pixels of the views."""
+    """Sample visible surface points with their rendered colours by lifting random pixels of the views.
+
+    ``n_points`` land on the ground and the objects, ``n_backdrop`` on the textured backdrop (far
+    away, but real SfM triangulates textured background too, and a splat scene needs points there).
+    """
     rng = np.random.default_rng(seed)
-    per_view = min(int(np.ceil(3 * n_points / len(poses))), width * height)  # some rays hit the backdrop
-    xyz, rgb = [], []
+    per_view = min(int(np.ceil(3 * (n_points + n_backdrop) / len(poses))), width * height)
+    xyz, rgb, on_backdrop = [], [], []
     for pose in poses:
         image, _ = render_view(pose, K, width, height, seed=seed, supersample=1)
         origin, dirs = _rays(pose, K, width, height)
         pick = rng.choice(width * height, size=per_view, replace=False)
         t, ids, _ = _intersect(origin, dirs[pick])
-        keep = ids > 0  # the backdrop is far away: SfM rarely triangulates it, so neither do we
-        xyz.append(origin + t[keep, None] * dirs[pick][keep])
-        rgb.append(image.reshape(-1, 3)[pick][keep])
-    xyz_all, rgb_all = np.concatenate(xyz), np.concatenate(rgb)
-    order = rng.permutation(len(xyz_all))[:n_points]
+        xyz.append(origin + t[:, None] * dirs[pick])
+        rgb.append(image.reshape(-1, 3)[pick])
+        on_backdrop.append(ids == 0)
+    xyz_all, rgb_all, backdrop = np.concatenate(xyz), np.concatenate(rgb), np.concatenate(on_backdrop)
+    surface = rng.permutation(np.flatnonzero(~backdrop))[:n_points]
+    far = rng.permutation(np.flatnonzero(backdrop))[:n_backdrop]
+    order = np.concatenate([surface, far])
     return xyz_all[order], rgb_all[order]
 
 
@@ -396,6 +402,7 @@ def write_ground_truth_scene(
     n_frames: int = 40,
     seed: int = 0,
     n_points: int = 4000,
+    backdrop_points: int = 0,
     arc_deg: float = 150.0,
     fps: float = 30.0,
 ) -> SceneManifest:
@@ -410,7 +417,8 @@ def write_ground_truth_scene(
         height: image height in pixels.
         n_frames: number of views along the orbit (every 8th is a ``test`` frame).
         seed: texture variant and point sampling.
-        n_points: number of sparse points.
+        n_points: number of sparse points on the ground and the objects.
+        backdrop_points: number of extra sparse points on the textured backdrop.
         arc_deg: how far the camera travels around the scene.
         fps: frame rate used for the frames' timestamps.
 
@@ -439,7 +447,7 @@ def write_ground_truth_scene(
                 split=splits[i],
             )
         )
-    xyz, rgb = _surface_points(poses, K, width, height, n_points, seed)
+    xyz, rgb = _surface_points(poses, K, width, height, n_points, backdrop_points, seed)
     write_points_ply(scene_dir / POINTS_FILE, xyz, rgb)
     point_index, frame_index = _tracks(xyz, poses, K, depths)
     np.savez(

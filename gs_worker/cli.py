@@ -1,0 +1,93 @@
+"""``vid2scene train-gs SCENE_DIR --out DIR``: train Gaussian splats on a scene, with a progress bar."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from shared.errors import StageError
+from shared.options.base import PRESET_NAMES
+
+#: Exit code for a typed stage failure (bad scene, divergence, out of memory, ...).
+EXIT_STAGE_ERROR = 2
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``train-gs`` sub-command."""
+    parser = subparsers.add_parser(
+        "train-gs",
+        help="train Gaussian splats on a scene directory: scene.ply, scene.splat, a flythrough",
+        description=(
+            "Train 3D Gaussians on the posed frames of SCENE_DIR (written by `vid2scene sfm`) and write "
+            "scene.ply, scene.splat, flythrough-gs.mp4 and report.json into DIR."
+        ),
+    )
+    parser.add_argument("scene_dir", type=Path, metavar="SCENE_DIR", help="the scene directory (scene.json, images)")
+    parser.add_argument("-o", "--out", type=Path, required=True, metavar="DIR", help="the output directory")
+    parser.add_argument(
+        "--preset", choices=PRESET_NAMES, default=None, help="quality preset (default: standard on CUDA, else preview)"
+    )
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="compute device")
+    parser.add_argument("--iterations", type=int, default=None, metavar="N", help="training steps (default: preset's)")
+    parser.add_argument("--seed", type=int, default=None, help="random seed (default: the preset's)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override any stage option, e.g. --set max_gaussians=200000 --set flythrough_seconds=4 (repeatable)",
+    )
+    parser.set_defaults(func=run)
+
+
+def _default_preset(device: str) -> str:
+    import torch
+
+    return "standard" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "preview"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the stage for parsed ``args``; returns the exit code."""
+    from tqdm import tqdm
+
+    from gs_worker.pipeline import train_splats
+    from shared.options.gs import SplatOptions
+
+    preset = args.preset or _default_preset(args.device)
+    if args.preset is None:
+        print(f"vid2scene train-gs: using the '{preset}' preset", file=sys.stderr)
+    overrides: dict[str, object] = {"device": args.device}
+    if args.iterations is not None:
+        overrides["iterations"] = args.iterations
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+    for item in args.set:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            print(f"vid2scene train-gs: --set expects NAME=VALUE, got {item!r}", file=sys.stderr)
+            return EXIT_STAGE_ERROR
+        overrides[name.strip()] = value.strip()
+    try:
+        options = SplatOptions.from_preset(preset, **overrides)
+    except ValueError as exc:
+        print(f"vid2scene train-gs: invalid options: {exc}", file=sys.stderr)
+        return EXIT_STAGE_ERROR
+
+    with tqdm(total=1000, desc="gs", bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}") as bar:
+
+        def on_progress(fraction: float, message: str) -> None:
+            bar.n = round(min(max(fraction, 0.0), 1.0) * 1000)
+            bar.set_postfix_str(message, refresh=False)
+            bar.refresh()
+
+        try:
+            result = train_splats(args.scene_dir, args.out, options, on_progress)
+        except StageError as exc:
+            bar.close()
+            print(f"vid2scene train-gs: {exc.code.value}: {exc.message}", file=sys.stderr)
+            return EXIT_STAGE_ERROR
+    metrics = result.metrics.model_dump(mode="json", exclude={"heldout_per_frame"})
+    print(json.dumps({"out_dir": str(result.out_dir), **metrics}, indent=2))
+    return 0

@@ -1,0 +1,93 @@
+"""Rendering the trained Gaussians along the shared flythrough path into an H.264 video."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gs_worker.model import camera_tensors, render
+from gs_worker.rasterize import Backend
+from shared.camera_path import PathKind, flythrough_path
+from shared.manifest import PinholeCamera, SceneManifest
+from shared.progress import ProgressFn, no_progress
+from shared.video import encode_h264, output_size
+
+
+def flythrough_poses(manifest: SceneManifest, n_frames: int, kind: PathKind = "auto") -> np.ndarray:
+    """The flythrough's ``cam_from_world`` poses ``[n_frames, 4, 4]`` from all the scene's frames in time order."""
+    frames = sorted(manifest.frames, key=lambda f: (f.timestamp_s, f.video_frame))
+    return flythrough_path(np.stack([f.cam_from_world_matrix() for f in frames]), n_frames, kind=kind)
+
+
+def render_frames(
+    params: torch.nn.ParameterDict,
+    poses: np.ndarray,  # [F, 4, 4]
+    camera: PinholeCamera,
+    *,
+    sh_degree: int,
+    backend: Backend = "auto",
+    on_progress: ProgressFn = no_progress,
+) -> Iterator[np.ndarray]:
+    """Render ``params`` from each pose, one frame at a time.
+
+    Yields:
+        ``[H, W, 3]`` uint8 RGB frames of ``camera``'s size.
+    """
+    device = params["means"].device
+    viewmats, Ks = camera_tensors(poses, camera, device)
+    for i in range(len(poses)):
+        with torch.no_grad():
+            colors, _, _ = render(
+                params,
+                viewmats[i : i + 1],
+                Ks[i : i + 1],
+                camera.width,
+                camera.height,
+                sh_degree=sh_degree,
+                backend=backend,
+            )
+        frame = (colors[0].clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8).cpu().numpy()
+        on_progress((i + 1) / len(poses), f"rendered flythrough frame {i + 1}/{len(poses)}")
+        yield frame
+
+
+def write_flythrough(
+    path: Path,
+    params: torch.nn.ParameterDict,
+    manifest: SceneManifest,
+    *,
+    seconds: float,
+    fps: int,
+    long_side: int,
+    sh_degree: int,
+    kind: PathKind = "auto",
+    backend: Backend = "auto",
+    on_progress: ProgressFn = no_progress,
+) -> int:
+    """Render the flythrough of ``params`` and encode it as H.264 at ``path``.
+
+    Args:
+        path: the video file to write (``flythrough-gs.mp4``).
+        params: the trained Gaussians.
+        manifest: the scene (its frames give the path, its camera the intrinsics).
+        seconds: duration.
+        fps: frame rate.
+        long_side: the video's long side in pixels (the manifest camera is never scaled up).
+        sh_degree: SH degree to render with.
+        kind: the path kind (see :func:`shared.camera_path.flythrough_path`).
+        backend: the rasterizer.
+        on_progress: called after each frame; may raise ``Cancelled``.
+
+    Returns:
+        The number of frames written.
+    """
+    n_frames = max(2, round(seconds * fps))
+    poses = flythrough_poses(manifest, n_frames, kind)
+    width, height = output_size(manifest.camera.width, manifest.camera.height, long_side)
+    camera = manifest.camera.scaled(width, height)
+    frames = render_frames(params, poses, camera, sh_degree=sh_degree, backend=backend, on_progress=on_progress)
+    encode_h264(path, frames, fps)
+    return n_frames

@@ -1,0 +1,276 @@
+"""The Gaussian-splatting stage as a pure function: a scene directory in, splats and a flythrough out.
+
+``train_splats`` loads the scene, starts one Gaussian at each SfM point, trains, scores the
+held-out frames, exports ``scene.ply`` and ``scene.splat``, renders ``flythrough-gs.mp4`` and writes
+``report.json``. Everything is written into a temporary sibling of ``out_dir`` that is renamed into
+place only when complete, so a failed or cancelled run leaves no ``out_dir`` and a run repeated
+gives one result.
+
+On CUDA out-of-memory the whole run is tried once more at half the training and flythrough
+resolution, then fails with ``OUT_OF_MEMORY``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from gs_worker.data import SceneData, load_scene
+from gs_worker.export import write_ply, write_splat
+from gs_worker.flythrough import write_flythrough
+from gs_worker.init import init_splats
+from gs_worker.model import camera_tensors, create_params, export_arrays, render
+from gs_worker.rasterize import Backend, resolve_backend
+from gs_worker.train import make_strategy, select_device, train
+from shared.errors import ErrorCode, StageError
+from shared.heldout import HeldoutMetrics, evaluate_heldout
+from shared.manifest import FrameRecord, PinholeCamera
+from shared.options.gs import SplatOptions
+from shared.progress import ProgressFn, no_progress, sub_progress
+
+logger = logging.getLogger(__name__)
+
+PLY_FILE = "scene.ply"
+SPLAT_FILE = "scene.splat"
+FLYTHROUGH_FILE = "flythrough-gs.mp4"
+REPORT_FILE = "report.json"
+ARTIFACTS: tuple[str, ...] = (PLY_FILE, SPLAT_FILE, FLYTHROUGH_FILE, REPORT_FILE)
+
+# Shares of the stage's progress.
+_LOAD, _INIT_EVAL, _TRAIN, _EVAL, _EXPORT = 0.03, 0.05, 0.85, 0.88, 0.90
+
+
+class SplatMetrics(BaseModel):
+    """The stage's metrics, written to ``report.json`` and recorded on the job."""
+
+    model_config = ConfigDict(frozen=True)
+
+    heldout_psnr: float = Field(description="mean PSNR (dB) of the held-out frames after training")
+    heldout_ssim: float = Field(description="mean SSIM of the held-out frames after training")
+    initial_psnr: float = Field(description="held-out PSNR (dB) of the untrained initial Gaussians")
+    initial_ssim: float = Field(description="held-out SSIM of the untrained initial Gaussians")
+    heldout_frames: int = Field(description="number of held-out frames scored")
+    train_psnr: float = Field(description="running PSNR (dB) on the training frames at the end")
+    gaussian_count: int = Field(description="Gaussians exported")
+    initial_gaussian_count: int = Field(description="Gaussians at the start (one per SfM point)")
+    iterations: int
+    seconds: float = Field(description="wall time of the whole stage")
+    train_seconds: float = Field(description="wall time of the training loop")
+    device: str = Field(description="'cpu' or 'cuda (<GPU name>)'")
+    backend: str = Field(description="rasterizer: 'cpu' (ours) or 'gsplat'")
+    width: int = Field(description="training image width")
+    height: int = Field(description="training image height")
+    sh_degree: int
+    strategy: str
+    flythrough_frames: int
+    retried_at_lower_resolution: bool = Field(description="a CUDA out-of-memory made the run start over smaller")
+    heldout_per_frame: list[dict[str, object]] = Field(default_factory=list)
+
+
+class SplatResult(BaseModel):
+    """What ``train_splats`` produced."""
+
+    model_config = ConfigDict(frozen=True)
+
+    out_dir: Path
+    artifacts: list[str] = Field(description="file names inside out_dir")
+    metrics: SplatMetrics
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    if isinstance(exc, torch.OutOfMemoryError | MemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return device.type
+
+
+def _heldout(
+    params: torch.nn.ParameterDict, data: SceneData, sh_degree: int, backend: Backend, on_progress: ProgressFn
+) -> HeldoutMetrics:
+    device = params["means"].device
+
+    def render_frame(frame: FrameRecord, camera: PinholeCamera) -> np.ndarray:
+        viewmats, Ks = camera_tensors(frame.cam_from_world_matrix()[None], camera, device)
+        with torch.no_grad():
+            colors, _, _ = render(
+                params, viewmats, Ks, camera.width, camera.height, sh_degree=sh_degree, backend=backend
+            )
+        return colors[0].clamp(0.0, 1.0).cpu().numpy()
+
+    return evaluate_heldout(render_frame, data.manifest, data.images, on_progress=on_progress)
+
+
+def _run(
+    scene_dir: Path,
+    work_dir: Path,
+    options: SplatOptions,
+    device: torch.device,
+    backend: Backend,
+    on_progress: ProgressFn,
+    started: float,
+    retried: bool,
+) -> SplatMetrics:
+    """One attempt at the whole stage, writing the artifacts into ``work_dir``."""
+    on_progress(0.0, "loading the scene")
+    data = load_scene(scene_dir, options.max_long_side)
+    splats = init_splats(
+        data.points_xyz,
+        data.points_rgb,
+        sh_degree=options.sh_degree,
+        init_opacity=options.init_opacity,
+        init_scale=options.init_scale,
+        max_points=options.max_gaussians,
+        seed=options.seed,
+    )
+    params = create_params(splats, device)
+    initial_count = len(splats["means"])
+    logger.info(
+        "training %d Gaussians on %d frames of %dx%d on %s",
+        initial_count,
+        len(data.train_frames),
+        data.camera.width,
+        data.camera.height,
+        device,
+    )
+    on_progress(_LOAD, f"starting from {initial_count} SfM points")
+    initial = _heldout(params, data, 0, backend, sub_progress(on_progress, _LOAD, _INIT_EVAL))
+
+    t0 = time.perf_counter()
+    stats = train(
+        params, data, options, device, backend=backend, on_progress=sub_progress(on_progress, _INIT_EVAL, _TRAIN)
+    )
+    train_seconds = time.perf_counter() - t0
+
+    final = _heldout(params, data, options.sh_degree, backend, sub_progress(on_progress, _TRAIN, _EVAL))
+    on_progress(_EVAL, f"held-out PSNR {final['psnr']:.2f} dB (from {initial['psnr']:.2f} dB); exporting")
+    arrays = export_arrays(params)
+    write_ply(work_dir / PLY_FILE, arrays)
+    write_splat(work_dir / SPLAT_FILE, arrays)
+    n_frames = write_flythrough(
+        work_dir / FLYTHROUGH_FILE,
+        params,
+        data.manifest,
+        seconds=options.flythrough_seconds,
+        fps=options.flythrough_fps,
+        long_side=options.flythrough_long_side,
+        sh_degree=options.sh_degree,
+        kind=options.flythrough_path,
+        backend=backend,
+        on_progress=sub_progress(on_progress, _EXPORT, 1.0),
+    )
+    return SplatMetrics(
+        heldout_psnr=final["psnr"],
+        heldout_ssim=final["ssim"],
+        initial_psnr=initial["psnr"],
+        initial_ssim=initial["ssim"],
+        heldout_frames=final["n_frames"],
+        train_psnr=stats.train_psnr,
+        gaussian_count=len(params["means"]),
+        initial_gaussian_count=initial_count,
+        iterations=stats.iterations,
+        seconds=time.perf_counter() - started,
+        train_seconds=train_seconds,
+        device=_device_name(device),
+        backend=resolve_backend(backend, device),
+        width=data.camera.width,
+        height=data.camera.height,
+        sh_degree=options.sh_degree,
+        strategy=options.strategy,
+        flythrough_frames=n_frames,
+        retried_at_lower_resolution=retried,
+        heldout_per_frame=[dict(s) for s in final["frames"]],
+    )
+
+
+def _publish(work_dir: Path, out_dir: Path) -> None:
+    """Move the finished artifacts into ``out_dir``: a rename when it does not exist yet."""
+    if not out_dir.exists():
+        os.replace(work_dir, out_dir)
+        return
+    for name in ARTIFACTS:
+        os.replace(work_dir / name, out_dir / name)
+    shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def train_splats(
+    scene_dir: Path,
+    out_dir: Path,
+    options: SplatOptions,
+    on_progress: ProgressFn = no_progress,
+    *,
+    backend: Backend = "auto",
+) -> SplatResult:
+    """Train Gaussian splats on a scene and write ``scene.ply``, ``scene.splat``, ``flythrough-gs.mp4``, ``report.json``.
+
+    Args:
+        scene_dir: the SfM stage's scene directory (``scene.json``, images, ``points.ply``).
+        out_dir: where the four files go; created (or, if it exists, the files are replaced in it).
+        options: the stage options (a preset with overrides).
+        on_progress: ``(fraction, message)`` callback; raising ``Cancelled`` from it stops the stage
+            and leaves no ``out_dir``.
+        backend: the rasterizer (``auto``: gsplat on CUDA, ours on the CPU).
+
+    Returns:
+        The output directory, the artifact names and the metrics.
+
+    Raises:
+        StageError: ``INVALID_SCENE`` (unreadable scene), ``CUDA_UNAVAILABLE``, ``INVALID_OPTIONS``
+            (``mcmc`` off CUDA), ``TRAINING_DIVERGED``, ``OUT_OF_MEMORY``, or ``Cancelled``.
+    """
+    started = time.perf_counter()
+    scene_dir, out_dir = Path(scene_dir), Path(out_dir)
+    device = select_device(options.device)
+    make_strategy(options, device)  # refuses options the device cannot run before any work
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    work_dir = out_dir.parent / f".{out_dir.name}.partial-{uuid.uuid4().hex[:8]}"
+    work_dir.mkdir()
+    try:
+        attempt_options, retried = options, False
+        while True:
+            try:
+                with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                    torch.manual_seed(attempt_options.seed)
+                    metrics = _run(scene_dir, work_dir, attempt_options, device, backend, on_progress, started, retried)
+                break
+            except Exception as exc:
+                if not _is_out_of_memory(exc):
+                    raise
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+                if retried:
+                    raise StageError(
+                        ErrorCode.OUT_OF_MEMORY,
+                        f"Training ran out of memory on {_device_name(device)} even at "
+                        f"{attempt_options.max_long_side} px (long side).",
+                        details={"max_long_side": attempt_options.max_long_side},
+                    ) from exc
+                logger.warning("out of memory at %d px; retrying at half resolution", attempt_options.max_long_side)
+                attempt_options = attempt_options.model_copy(
+                    update={
+                        "max_long_side": max(32, attempt_options.max_long_side // 2),
+                        "flythrough_long_side": max(32, attempt_options.flythrough_long_side // 2),
+                    }
+                )
+                retried = True
+                on_progress(0.0, f"out of memory: starting over at {attempt_options.max_long_side} px")
+        (work_dir / REPORT_FILE).write_text(json.dumps(metrics.model_dump(mode="json"), indent=2))
+        _publish(work_dir, out_dir)
+    finally:
+        if work_dir.exists():
+            shutil.rmtree(work_dir, ignore_errors=True)
+    on_progress(1.0, f"done: held-out PSNR {metrics.heldout_psnr:.2f} dB, {metrics.gaussian_count} Gaussians")
+    return SplatResult(out_dir=out_dir, artifacts=list(ARTIFACTS), metrics=metrics)

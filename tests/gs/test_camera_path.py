@@ -1,0 +1,118 @@
+"""The flythrough camera path (shared.camera_path)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from shared.camera_path import camera_centers, choose_kind, flythrough_path, look_at, swept_angle_deg
+
+UP = np.array([0.0, -1.0, 0.0])  # the normalised world's up
+
+
+def _orbit_capture(sweep_deg: float, n: int = 60, jitter: float = 0.0, seed: int = 0) -> np.ndarray:
+    """Cameras on a circle of radius 1 around the origin, 0.3 above it, looking at the origin."""
+    rng = np.random.default_rng(seed)
+    angles = np.radians(np.linspace(0.0, sweep_deg, n))
+    poses = []
+    for a in angles:
+        position = np.array([np.cos(a), -0.3, np.sin(a)]) + jitter * rng.standard_normal(3)
+        poses.append(look_at(position, jitter * rng.standard_normal(3), UP))
+    return np.stack(poses)
+
+
+def _forward_capture(n: int = 40) -> np.ndarray:
+    """A sideways walk past a scene 2 units ahead, cameras all facing +z."""
+    xs = np.linspace(-0.5, 0.5, n)
+    return np.stack([look_at(np.array([x, 0.0, 0.0]), np.array([x, 0.0, 2.0]), UP) for x in xs])
+
+
+def _forward_axes(poses: np.ndarray) -> np.ndarray:
+    return poses[:, 2, :3]
+
+
+def _assert_smooth(path: np.ndarray, scale: float) -> None:
+    """Second differences of positions and rotations stay small: no jumps or kinks."""
+    n = len(path)
+    pos = camera_centers(path)
+    step = np.linalg.norm(np.diff(pos, axis=0), axis=1)
+    second = np.linalg.norm(np.diff(pos, n=2, axis=0), axis=1)
+    assert second.max() <= 100.0 * scale / n**2 + 1e-9
+    assert step.max() <= 3.0 * max(step.mean(), 1e-12) + 1e-9  # roughly constant speed
+    rot_second = np.linalg.norm(np.diff(path[:, :3, :3], n=2, axis=0), axis=(1, 2))
+    assert rot_second.max() <= 100.0 / n**2 + 1e-9
+
+
+def _assert_rotations_orthonormal(path: np.ndarray) -> None:
+    rot = path[:, :3, :3]
+    np.testing.assert_allclose(rot @ rot.transpose(0, 2, 1), np.broadcast_to(np.eye(3), rot.shape), atol=1e-9)
+    np.testing.assert_allclose(np.linalg.det(rot), 1.0, atol=1e-9)
+
+
+def _min_distance_to_training(path: np.ndarray, train: np.ndarray) -> float:
+    d_pos = np.linalg.norm(camera_centers(path)[:, None] - camera_centers(train)[None], axis=2)
+    d_rot = np.linalg.norm(path[:, None, :3, :3] - train[None, :, :3, :3], axis=(2, 3))
+    return float((d_pos + d_rot).min())
+
+
+def test_a_full_circle_capture_gets_a_closed_orbit_that_looks_at_the_centre() -> None:
+    train = _orbit_capture(350.0, jitter=0.01)
+    assert choose_kind(train) == "orbit"
+    path = flythrough_path(train, 120)
+    assert path.shape == (120, 4, 4)
+    _assert_rotations_orthonormal(path)
+    _assert_smooth(np.concatenate([path, path[:2]]), scale=1.0)  # smooth across the loop's seam too
+    centers = camera_centers(path)
+    to_centre = -centers / np.linalg.norm(centers, axis=1, keepdims=True)
+    assert np.all(np.einsum("ni,ni->n", _forward_axes(path), to_centre) > np.cos(np.radians(10)))
+    assert swept_angle_deg(path) == pytest.approx(360.0 * 119 / 120, abs=1.0)
+
+
+def test_a_partial_arc_gets_a_spline_that_stays_near_the_captured_views() -> None:
+    train = _orbit_capture(120.0, jitter=0.01)
+    assert choose_kind(train) == "spline"
+    path = flythrough_path(train, 90)
+    _assert_rotations_orthonormal(path)
+    _assert_smooth(path, scale=1.0)
+    centers = camera_centers(path)
+    assert np.all(np.linalg.norm(centers[:, None] - camera_centers(train)[None], axis=2).min(axis=1) < 0.2)
+    to_centre = -centers / np.linalg.norm(centers, axis=1, keepdims=True)
+    assert np.all(np.einsum("ni,ni->n", _forward_axes(path), to_centre) > np.cos(np.radians(15)))
+    # it travels the captured arc from its start to its end
+    assert np.linalg.norm(centers[0] - camera_centers(train)[0]) < 0.15
+    assert np.linalg.norm(centers[-1] - camera_centers(train)[-1]) < 0.15
+
+
+def test_a_forward_facing_capture_gets_a_spline_that_keeps_facing_the_scene() -> None:
+    train = _forward_capture()
+    path = flythrough_path(train, 50)
+    _assert_rotations_orthonormal(path)
+    _assert_smooth(path, scale=1.0)
+    assert np.all(_forward_axes(path) @ np.array([0.0, 0.0, 1.0]) > 0.99)
+
+
+@pytest.mark.parametrize("capture", ["orbit", "arc", "forward"])
+def test_the_path_is_never_a_replay_of_training_poses(capture: str) -> None:
+    train = {"orbit": _orbit_capture(360.0), "arc": _orbit_capture(90.0), "forward": _forward_capture()}[capture]
+    path = flythrough_path(train, 200)
+    assert _min_distance_to_training(path, train) > 0.02
+
+
+def test_the_path_has_the_requested_number_of_frames_and_accepts_3x4_poses() -> None:
+    train = _orbit_capture(200.0)[:, :3, :]
+    for n in (2, 17, 240):
+        assert flythrough_path(train, n).shape == (n, 4, 4)
+
+
+def test_the_path_kind_can_be_forced() -> None:
+    train = _orbit_capture(100.0)
+    orbit = flythrough_path(train, 60, kind="orbit")
+    assert swept_angle_deg(orbit) > 300.0
+    assert swept_angle_deg(flythrough_path(train, 60, kind="spline")) < 120.0
+
+
+def test_too_few_poses_or_frames_are_refused() -> None:
+    with pytest.raises(ValueError, match="at least 2 training poses"):
+        flythrough_path(_orbit_capture(90.0)[:1], 10)
+    with pytest.raises(ValueError, match="at least 2 frames"):
+        flythrough_path(_orbit_capture(90.0), 1)

@@ -1,0 +1,45 @@
+"""``vid2scene train-gs`` (gs_worker.cli)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from vid2scene.cli import main
+
+
+def test_train_gs_writes_the_artifacts_and_prints_the_metrics(
+    tiny_scene: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    args = ["train-gs", str(tiny_scene), "--out", str(out), "--preset", "preview", "--iterations", "3"]
+    code = main([*args, "--set", "max_long_side=32", "--set", "flythrough_seconds=0.4"])
+    assert code == 0
+    assert {p.name for p in out.iterdir()} == {"scene.ply", "scene.splat", "flythrough-gs.mp4", "report.json"}
+    captured = capsys.readouterr()
+    printed = json.loads(captured.out)
+    assert printed["iterations"] == 3 and printed["out_dir"] == str(out)
+    assert printed["width"] == 32 and printed["flythrough_frames"] == 6
+    assert "PSNR" in captured.err  # the progress bar shows the current PSNR
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_train_gs_on_cuda_without_a_gpu_exits_with_a_stage_error(
+    tiny_scene: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["train-gs", str(tiny_scene), "--out", str(tmp_path / "out"), "--device", "cuda"])
+    assert code == 2
+    assert "CUDA_UNAVAILABLE" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_train_gs_rejects_an_unknown_option_without_training(
+    tiny_scene: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["train-gs", str(tiny_scene), "--out", str(tmp_path / "out"), "--set", "colour=blue"])
+    assert code == 2
+    assert "invalid options" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
