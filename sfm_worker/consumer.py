@@ -14,9 +14,8 @@ SCENE_ARCHIVE = "sfm.tar"
 
 def handle(job: StageJob) -> StageOutput:
     """Run structure from motion on the job's video and pack the scene for the training stages."""
-    from shared.scene_archive import pack_scene
-
     from sfm_worker.pipeline import run_sfm  # pycolmap: imported only where the stage runs
+    from shared.scene_archive import pack_scene
 
     assert isinstance(job.options, SfmOptions)
     run_sfm(job.inputs["input"], job.out_dir, job.options, job.on_progress)
