@@ -19,28 +19,20 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from gs_worker.data import SceneData, load_scene
 from gs_worker.init import init_splats
-from gs_worker.model import camera_tensors, create_params, render
+from gs_worker.model import create_params
+from gs_worker.pipeline import evaluate_splats
 from gs_worker.train import train
-from shared.heldout import evaluate_heldout
-from shared.manifest import FrameRecord, PinholeCamera
 from shared.options.gs import SplatOptions
 
 GARDEN = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "garden-orbit-480p.mp4"
 
 
 def _score(params: torch.nn.ParameterDict, data: SceneData, sh_degree: int) -> tuple[float, float]:
-    def render_frame(frame: FrameRecord, camera: PinholeCamera) -> np.ndarray:
-        viewmats, Ks = camera_tensors(frame.cam_from_world_matrix()[None], camera, params["means"].device)
-        with torch.no_grad():
-            colors, _, _ = render(params, viewmats, Ks, camera.width, camera.height, sh_degree=sh_degree)
-        return colors[0].clamp(0, 1).numpy()
-
-    result = evaluate_heldout(render_frame, data.manifest, data.images)
+    result = evaluate_splats(params, data, sh_degree)
     return result["psnr"], result["ssim"]
 
 

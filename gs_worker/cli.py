@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
 
-from shared.errors import StageError
 from shared.options.base import PRESET_NAMES
-
-#: Exit code for a typed stage failure (bad scene, divergence, out of memory, ...).
-EXIT_STAGE_ERROR = 2
+from shared.stage_cli import EXIT_STAGE_ERROR, run_with_progress_bar
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -50,8 +48,6 @@ def _default_preset(device: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run the stage for parsed ``args``; returns the exit code."""
-    from tqdm import tqdm
-
     from gs_worker.pipeline import train_splats
     from shared.options.gs import SplatOptions
 
@@ -75,19 +71,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"vid2scene train-gs: invalid options: {exc}", file=sys.stderr)
         return EXIT_STAGE_ERROR
 
-    with tqdm(total=1000, desc="gs", bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}") as bar:
-
-        def on_progress(fraction: float, message: str) -> None:
-            bar.n = round(min(max(fraction, 0.0), 1.0) * 1000)
-            bar.set_postfix_str(message, refresh=False)
-            bar.refresh()
-
-        try:
-            result = train_splats(args.scene_dir, args.out, options, on_progress)
-        except StageError as exc:
-            bar.close()
-            print(f"vid2scene train-gs: {exc.code.value}: {exc.message}", file=sys.stderr)
-            return EXIT_STAGE_ERROR
+    result = run_with_progress_bar("train-gs", "gs", functools.partial(train_splats, args.scene_dir, args.out, options))
+    if result is None:
+        return EXIT_STAGE_ERROR
     metrics = result.metrics.model_dump(mode="json", exclude={"heldout_per_frame"})
     print(json.dumps({"out_dir": str(result.out_dir), **metrics}, indent=2))
     return 0

@@ -90,8 +90,8 @@ def load_scene(scene_dir: Path, max_long_side: int) -> SceneData:
         The scene, with every frame's image in memory.
 
     Raises:
-        StageError: ``INVALID_SCENE`` when a file is missing or unreadable, the scene has no training
-            frames, or the sparse point cloud is empty.
+        StageError: ``INVALID_SCENE`` when a file is missing or unreadable, the scene has fewer than 2
+            training frames or no held-out ones, or fewer than 4 finite sparse points.
     """
     scene_dir = Path(scene_dir)
     if not (scene_dir / SCENE_FILE).is_file():

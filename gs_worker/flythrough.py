@@ -10,16 +10,10 @@ import torch
 
 from gs_worker.model import camera_tensors, render
 from gs_worker.rasterize import Backend
-from shared.camera_path import PathKind, flythrough_path
+from shared.camera_path import PathKind, scene_flythrough_path
 from shared.manifest import PinholeCamera, SceneManifest
 from shared.progress import ProgressFn, no_progress
 from shared.video import encode_h264, output_size
-
-
-def flythrough_poses(manifest: SceneManifest, n_frames: int, kind: PathKind = "auto") -> np.ndarray:
-    """The flythrough's ``cam_from_world`` poses ``[n_frames, 4, 4]`` from all the scene's frames in time order."""
-    frames = sorted(manifest.frames, key=lambda f: (f.timestamp_s, f.video_frame))
-    return flythrough_path(np.stack([f.cam_from_world_matrix() for f in frames]), n_frames, kind=kind)
 
 
 def render_frames(
@@ -85,7 +79,7 @@ def write_flythrough(
         The number of frames written.
     """
     n_frames = max(2, round(seconds * fps))
-    poses = flythrough_poses(manifest, n_frames, kind)
+    poses = scene_flythrough_path(manifest, n_frames, kind=kind)
     width, height = output_size(manifest.camera.width, manifest.camera.height, long_side)
     camera = manifest.camera.scaled(width, height)
     frames = render_frames(params, poses, camera, sh_degree=sh_degree, backend=backend, on_progress=on_progress)

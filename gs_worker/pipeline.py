@@ -3,8 +3,8 @@
 ``train_splats`` loads the scene, starts one Gaussian at each SfM point, trains, scores the
 held-out frames, exports ``scene.ply`` and ``scene.splat``, renders ``flythrough-gs.mp4`` and writes
 ``report.json``. Everything is written into a temporary sibling of ``out_dir`` that is renamed into
-place only when complete, so a failed or cancelled run leaves no ``out_dir`` and a run repeated
-gives one result.
+place only when complete (:func:`shared.output_dir.staged_output_dir`), so a failed or cancelled
+run leaves ``out_dir`` as it was and a run repeated gives one result.
 
 On CUDA out-of-memory the whole run is tried once more at half the training and flythrough
 resolution, then fails with ``OUT_OF_MEMORY``.
@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +32,7 @@ from shared.errors import ErrorCode, StageError
 from shared.heldout import HeldoutMetrics, evaluate_heldout
 from shared.manifest import FrameRecord, PinholeCamera
 from shared.options.gs import SplatOptions
+from shared.output_dir import staged_output_dir
 from shared.progress import ProgressFn, no_progress, sub_progress
 
 logger = logging.getLogger(__name__)
@@ -98,9 +96,25 @@ def _device_name(device: torch.device) -> str:
     return device.type
 
 
-def _heldout(
-    params: torch.nn.ParameterDict, data: SceneData, sh_degree: int, backend: Backend, on_progress: ProgressFn
+def evaluate_splats(
+    params: torch.nn.ParameterDict,
+    data: SceneData,
+    sh_degree: int,
+    backend: Backend = "auto",
+    on_progress: ProgressFn = no_progress,
 ) -> HeldoutMetrics:
+    """Score the Gaussians on the scene's held-out frames (:func:`shared.heldout.evaluate_heldout`).
+
+    Args:
+        params: the Gaussians (see :func:`gs_worker.model.create_params`).
+        data: the scene at its training size (its images are the ground truth).
+        sh_degree: SH degree to render with.
+        backend: the rasterizer.
+        on_progress: called after each frame; may raise ``Cancelled``.
+
+    Returns:
+        Mean PSNR and SSIM, the frame count and the per-frame scores.
+    """
     device = params["means"].device
 
     def render_frame(frame: FrameRecord, camera: PinholeCamera) -> np.ndarray:
@@ -147,7 +161,7 @@ def _run(
         device,
     )
     on_progress(_LOAD, f"starting from {initial_count} SfM points")
-    initial = _heldout(params, data, 0, backend, sub_progress(on_progress, _LOAD, _INIT_EVAL))
+    initial = evaluate_splats(params, data, 0, backend, sub_progress(on_progress, _LOAD, _INIT_EVAL))
 
     t0 = time.perf_counter()
     stats = train(
@@ -155,7 +169,7 @@ def _run(
     )
     train_seconds = time.perf_counter() - t0
 
-    final = _heldout(params, data, options.sh_degree, backend, sub_progress(on_progress, _TRAIN, _EVAL))
+    final = evaluate_splats(params, data, options.sh_degree, backend, sub_progress(on_progress, _TRAIN, _EVAL))
     on_progress(_EVAL, f"held-out PSNR {final['psnr']:.2f} dB (from {initial['psnr']:.2f} dB); exporting")
     arrays = export_arrays(params)
     write_ply(work_dir / PLY_FILE, arrays)
@@ -196,16 +210,6 @@ def _run(
     )
 
 
-def _publish(work_dir: Path, out_dir: Path) -> None:
-    """Move the finished artifacts into ``out_dir``: a rename when it does not exist yet."""
-    if not out_dir.exists():
-        os.replace(work_dir, out_dir)
-        return
-    for name in ARTIFACTS:
-        os.replace(work_dir / name, out_dir / name)
-    shutil.rmtree(work_dir, ignore_errors=True)
-
-
 def train_splats(
     scene_dir: Path,
     out_dir: Path,
@@ -221,7 +225,7 @@ def train_splats(
         out_dir: where the four files go; created (or, if it exists, the files are replaced in it).
         options: the stage options (a preset with overrides).
         on_progress: ``(fraction, message)`` callback; raising ``Cancelled`` from it stops the stage
-            and leaves no ``out_dir``.
+            and leaves ``out_dir`` as it was.
         backend: the rasterizer (``auto``: gsplat on CUDA, ours on the CPU).
 
     Returns:
@@ -235,10 +239,7 @@ def train_splats(
     scene_dir, out_dir = Path(scene_dir), Path(out_dir)
     device = select_device(options.device)
     make_strategy(options, device)  # refuses options the device cannot run before any work
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    work_dir = out_dir.parent / f".{out_dir.name}.partial-{uuid.uuid4().hex[:8]}"
-    work_dir.mkdir()
-    try:
+    with staged_output_dir(out_dir, ARTIFACTS) as work_dir:
         attempt_options, retried = options, False
         while True:
             try:
@@ -268,9 +269,5 @@ def train_splats(
                 retried = True
                 on_progress(0.0, f"out of memory: starting over at {attempt_options.max_long_side} px")
         (work_dir / REPORT_FILE).write_text(json.dumps(metrics.model_dump(mode="json"), indent=2))
-        _publish(work_dir, out_dir)
-    finally:
-        if work_dir.exists():
-            shutil.rmtree(work_dir, ignore_errors=True)
     on_progress(1.0, f"done: held-out PSNR {metrics.heldout_psnr:.2f} dB, {metrics.gaussian_count} Gaussians")
     return SplatResult(out_dir=out_dir, artifacts=list(ARTIFACTS), metrics=metrics)

@@ -82,28 +82,11 @@ def rasterize(
     Example:
         >>> colors, alphas, info = rasterize(means, quats, scales, opacities, sh, viewmats, Ks, 64, 48, sh_degree=0)
     """
-    chosen = resolve_backend(backend, means.device)
-    if chosen == "gsplat":
-        from gs_worker.rasterize_gsplat import rasterize_gsplat
-
-        return rasterize_gsplat(
-            means,
-            quats,
-            scales,
-            opacities,
-            colors,
-            viewmats,
-            Ks,
-            width,
-            height,
-            sh_degree=sh_degree,
-            near_plane=near_plane,
-            far_plane=far_plane,
-            backgrounds=backgrounds,
-        )
-    from gs_worker.rasterize_cpu import rasterize_cpu
-
-    return rasterize_cpu(
+    if resolve_backend(backend, means.device) == "gsplat":
+        from gs_worker.rasterize_gsplat import rasterize_gsplat as render
+    else:
+        from gs_worker.rasterize_cpu import rasterize_cpu as render
+    return render(
         means,
         quats,
         scales,

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
 
-from shared.errors import StageError
 from shared.options.base import PRESET_NAMES
-
-#: Exit code for a typed stage failure (broken scene, divergence, out of memory, ...).
-EXIT_STAGE_ERROR = 2
+from shared.stage_cli import EXIT_STAGE_ERROR, run_with_progress_bar
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,32 +38,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the stage for parsed ``args``; returns the exit code."""
-    from tqdm import tqdm
-
     from nerf_worker.pipeline import train_tensorf
     from shared.options.nerf import TensorfOptions
 
-    names = {"device": "device", "depth_weight": "depth_weight", "iterations": "iterations", "seed": "seed"}
-    overrides = {field: getattr(args, attr) for attr, field in names.items() if getattr(args, attr) is not None}
+    given = {name: getattr(args, name) for name in ("device", "depth_weight", "iterations", "seed")}
+    overrides = {name: value for name, value in given.items() if value is not None}
     try:
         options = TensorfOptions.from_preset(args.preset, **overrides)
     except ValueError as exc:
         print(f"vid2scene train-nerf: invalid options: {exc}", file=sys.stderr)
         return EXIT_STAGE_ERROR
 
-    with tqdm(total=1000, desc="nerf", unit="‰", bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}") as bar:
-
-        def on_progress(fraction: float, message: str) -> None:
-            bar.n = round(min(max(fraction, 0.0), 1.0) * 1000)
-            bar.set_postfix_str(message, refresh=False)
-            bar.refresh()
-
-        try:
-            result = train_tensorf(args.scene_dir, args.out, options, on_progress)
-        except StageError as exc:
-            bar.close()
-            print(f"vid2scene train-nerf: {exc.code.value}: {exc.message}", file=sys.stderr)
-            return EXIT_STAGE_ERROR
+    result = run_with_progress_bar(
+        "train-nerf", "nerf", functools.partial(train_tensorf, args.scene_dir, args.out, options)
+    )
+    if result is None:
+        return EXIT_STAGE_ERROR
     summary = {k: result.metrics[k] for k in ("heldout_psnr", "heldout_ssim", "initial_psnr", "iterations", "seconds")}
     print(json.dumps({"out_dir": str(result.out_dir), **summary}, indent=2))
     return 0

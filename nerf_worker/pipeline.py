@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from nerf_worker.train import TrainStats, train
 from shared.errors import ErrorCode, StageError
 from shared.manifest import FrameRecord, PinholeCamera
 from shared.options.nerf import TensorfOptions
+from shared.output_dir import staged_output_dir
 from shared.progress import ProgressFn, no_progress, sub_progress
 
 logger = logging.getLogger(__name__)
@@ -92,17 +91,15 @@ def render_flythrough(
     model: TensorVM, data: SceneData, options: TensorfOptions, path: Path, on_progress: ProgressFn
 ) -> int:
     """Render the shared flythrough path to an H.264 file; returns the frame count."""
-    from shared.camera_path import flythrough_path
-    from shared.video import encode_h264
+    from shared.camera_path import scene_flythrough_path
+    from shared.video import encode_h264, output_size
 
     cam = data.manifest.camera
-    scale = min(1.0, options.flythrough_long_side / max(cam.width, cam.height))
-    camera = cam.scaled(max(2, round(cam.width * scale)), max(2, round(cam.height * scale)))
-    poses = np.stack([f.cam_from_world_matrix() for f in data.manifest.frames])
+    camera = cam.scaled(*output_size(cam.width, cam.height, options.flythrough_long_side))
     n_frames = max(2, round(options.flythrough_seconds * options.flythrough_fps))
-    path_poses = flythrough_path(poses, n_frames, kind=options.flythrough_path)
+    path_poses = scene_flythrough_path(data.manifest, n_frames, kind=options.flythrough_path)
 
-    def frames():  # -> Iterator[np.ndarray]
+    def frames() -> Iterator[np.ndarray]:
         for i, pose in enumerate(path_poses):
             out = render_image(model, camera, pose, min_near=options.min_near, chunk=options.render_chunk)
             on_progress((i + 1) / n_frames, f"flythrough frame {i + 1}/{n_frames}")
@@ -110,19 +107,6 @@ def render_flythrough(
 
     encode_h264(path, frames(), options.flythrough_fps)
     return n_frames
-
-
-def _publish(tmp_dir: Path, out_dir: Path) -> None:
-    """Move finished files into ``out_dir``: one rename of the whole directory when ``out_dir`` is
-    absent or empty, else one atomic rename per file with the report last (it marks completion)."""
-    if not out_dir.exists() or (out_dir.is_dir() and not any(out_dir.iterdir())):
-        if out_dir.exists():
-            out_dir.rmdir()
-        os.replace(tmp_dir, out_dir)
-        return
-    for name in (FLYTHROUGH_FILE, MODEL_FILE, REPORT_FILE):
-        os.replace(tmp_dir / name, out_dir / name)
-    shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
 def _report(
@@ -185,41 +169,35 @@ def train_tensorf(
     on_progress(0.0, "loading the scene")
     device = resolve_device(options.device)
     data = load_scene(scene_dir, max_long_side=options.max_long_side, depth_error_scale_px=options.depth_error_scale_px)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
-    tmp_dir.chmod(0o755)  # mkdtemp makes it private; the published directory is an ordinary one
     try:
-        model = build_model(data, options, device)
-        has_test = bool(data.test_images)
-        initial = evaluate(model, data, options, sub_progress(on_progress, 0.01, 0.03)) if has_test else None
-        train_started = time.monotonic()
-        stats = train(model, data, options, on_progress=sub_progress(on_progress, 0.03, 0.85))
-        train_seconds = time.monotonic() - train_started
-        final = evaluate(model, data, options, sub_progress(on_progress, 0.85, 0.88)) if has_test else None
-        n_fly = render_flythrough(
-            model, data, options, tmp_dir / FLYTHROUGH_FILE, sub_progress(on_progress, 0.88, 0.99)
-        )
-        metrics = _report(model, data, options, stats, initial, final)
-        metrics["train_seconds"] = round(train_seconds, 3)
-        metrics["flythrough_frames"] = n_fly
-        extra = {
-            "camera": data.camera.model_dump(),
-            "min_near": options.min_near,
-            "options": options.model_dump(mode="json"),
-        }
-        save_tensorf(tmp_dir / MODEL_FILE, model, extra)
-        metrics["seconds"] = round(time.monotonic() - started, 3)
-        (tmp_dir / REPORT_FILE).write_text(json.dumps(metrics, indent=2))
-        _publish(tmp_dir, out_dir)
+        with staged_output_dir(out_dir, (FLYTHROUGH_FILE, MODEL_FILE, REPORT_FILE)) as tmp_dir:
+            model = build_model(data, options, device)
+            has_test = bool(data.test_images)
+            initial = evaluate(model, data, options, sub_progress(on_progress, 0.01, 0.03)) if has_test else None
+            train_started = time.monotonic()
+            stats = train(model, data, options, on_progress=sub_progress(on_progress, 0.03, 0.85))
+            train_seconds = time.monotonic() - train_started
+            final = evaluate(model, data, options, sub_progress(on_progress, 0.85, 0.88)) if has_test else None
+            flythrough_frames = render_flythrough(
+                model, data, options, tmp_dir / FLYTHROUGH_FILE, sub_progress(on_progress, 0.88, 0.99)
+            )
+            metrics = _report(model, data, options, stats, initial, final)
+            metrics["train_seconds"] = round(train_seconds, 3)
+            metrics["flythrough_frames"] = flythrough_frames
+            model_metadata = {
+                "camera": data.camera.model_dump(),
+                "min_near": options.min_near,
+                "options": options.model_dump(mode="json"),
+            }
+            save_tensorf(tmp_dir / MODEL_FILE, model, model_metadata)
+            metrics["seconds"] = round(time.monotonic() - started, 3)
+            (tmp_dir / REPORT_FILE).write_text(json.dumps(metrics, indent=2))
     except (torch.OutOfMemoryError, MemoryError) as exc:
         where = "GPU" if device == "cuda" else "machine"
         raise StageError(
             ErrorCode.OUT_OF_MEMORY,
             f"The {where} ran out of memory while training TensoRF at {data.camera.width}×{data.camera.height}.",
         ) from exc
-    finally:
-        if tmp_dir.exists():
-            shutil.rmtree(tmp_dir, ignore_errors=True)
     on_progress(1.0, f"held-out PSNR {metrics['heldout_psnr']:.2f} dB" if has_test else "done")
     logger.info("TensoRF finished: %s", {k: metrics[k] for k in ("heldout_psnr", "iterations", "seconds")})
     return NerfResult(

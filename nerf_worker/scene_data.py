@@ -16,6 +16,7 @@ import numpy as np
 
 from shared.errors import ErrorCode, StageError
 from shared.manifest import PinholeCamera, SceneManifest, read_points_ply
+from shared.video import output_size
 
 
 @dataclass(frozen=True)
@@ -43,12 +44,6 @@ class SceneData:
 
 def _invalid(message: str) -> StageError:
     return StageError(ErrorCode.INVALID_SCENE, message)
-
-
-def training_size(camera: PinholeCamera, max_long_side: int) -> tuple[int, int]:
-    """``(width, height)`` with the long side at most ``max_long_side``, aspect kept."""
-    scale = min(1.0, max_long_side / max(camera.width, camera.height))
-    return max(1, round(camera.width * scale)), max(1, round(camera.height * scale))
 
 
 def _load_image(path: Path, size: tuple[int, int]) -> np.ndarray:
@@ -160,7 +155,7 @@ def load_scene(scene_dir: Path, *, max_long_side: int, depth_error_scale_px: flo
         points, _ = read_points_ply(scene_dir / manifest.points_file)
     except (OSError, ValueError, StopIteration) as exc:
         raise _invalid(f"cannot read the sparse points {manifest.points_file}: {exc}") from exc
-    width, height = training_size(manifest.camera, max_long_side)
+    width, height = output_size(manifest.camera.width, manifest.camera.height, max_long_side)
     camera = manifest.camera.scaled(width, height)
     train_images = np.stack([_load_image(scene_dir / f.file, (width, height)) for f in train])
     test_images = {

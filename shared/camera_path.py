@@ -24,9 +24,12 @@ All poses are OpenCV ``cam_from_world`` 4×4 matrices (x right, y down, z forwar
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from shared.manifest import SceneManifest
 
 PathKind = Literal["auto", "orbit", "spline"]
 
@@ -239,3 +242,18 @@ def flythrough_path(cam_from_world: np.ndarray, n_frames: int, *, kind: PathKind
     if chosen == "spline":
         return _spline(poses, n_frames)
     raise ValueError(f"unknown path kind {kind!r}")
+
+
+def scene_flythrough_path(manifest: SceneManifest, n_frames: int, *, kind: PathKind = "auto") -> np.ndarray:
+    """:func:`flythrough_path` over all of a scene's frames (train and test) in capture-time order.
+
+    Args:
+        manifest: the scene.
+        n_frames: number of poses to return, ``≥ 2``.
+        kind: ``"orbit"``, ``"spline"`` or ``"auto"``.
+
+    Returns:
+        ``[n_frames, 4, 4]`` float64 ``cam_from_world`` poses.
+    """
+    frames = sorted(manifest.frames, key=lambda f: (f.timestamp_s, f.video_frame))
+    return flythrough_path(np.stack([f.cam_from_world_matrix() for f in frames]), n_frames, kind=kind)

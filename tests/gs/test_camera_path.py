@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from shared.camera_path import camera_centers, choose_kind, flythrough_path, look_at, swept_angle_deg
+from shared.camera_path import (
+    camera_centers,
+    choose_kind,
+    flythrough_path,
+    look_at,
+    scene_flythrough_path,
+    swept_angle_deg,
+)
+from shared.manifest import FrameRecord, PinholeCamera, SceneManifest, Similarity, assign_splits
 
 UP = np.array([0.0, -1.0, 0.0])  # the normalised world's up
 
@@ -116,3 +124,25 @@ def test_too_few_poses_or_frames_are_refused() -> None:
         flythrough_path(_orbit_capture(90.0)[:1], 10)
     with pytest.raises(ValueError, match="at least 2 frames"):
         flythrough_path(_orbit_capture(90.0), 1)
+
+
+def test_a_scenes_path_follows_its_frames_in_capture_order_whatever_the_manifest_order() -> None:
+    poses = _orbit_capture(120.0, n=24)
+    frames = [
+        FrameRecord(
+            file=f"images/{i:03d}.png",
+            video_frame=i,
+            timestamp_s=i / 10,
+            cam_from_world=poses[i, :3].tolist(),
+            split=split,
+        )
+        for i, split in enumerate(assign_splits(len(poses)))
+    ]
+    manifest = SceneManifest(
+        camera=PinholeCamera(fx=100, fy=100, cx=32, cy=24, width=64, height=48),
+        frames=frames[::-1],  # listed newest first
+        world_from_colmap=Similarity(scale=1, rotation=np.eye(3).tolist(), translation=[0, 0, 0]),
+        scene_radius=1.0,
+    )
+    path = scene_flythrough_path(manifest, 30)
+    np.testing.assert_allclose(path, flythrough_path(poses, 30), atol=1e-9)
