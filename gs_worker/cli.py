@@ -9,7 +9,13 @@ import sys
 from pathlib import Path
 
 from shared.options.base import PRESET_NAMES
-from shared.stage_cli import EXIT_STAGE_ERROR, run_with_progress_bar
+from shared.stage_cli import (
+    EXIT_STAGE_ERROR,
+    add_set_argument,
+    default_preset,
+    parse_set_options,
+    run_with_progress_bar,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,20 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="compute device")
     parser.add_argument("--iterations", type=int, default=None, metavar="N", help="training steps (default: preset's)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: the preset's)")
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="override any stage option, e.g. --set max_gaussians=200000 --set flythrough_seconds=4 (repeatable)",
-    )
+    add_set_argument(parser)
     parser.set_defaults(func=run)
-
-
-def _default_preset(device: str) -> str:
-    import torch
-
-    return "standard" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "preview"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,21 +45,14 @@ def run(args: argparse.Namespace) -> int:
     from gs_worker.pipeline import train_splats
     from shared.options.gs import SplatOptions
 
-    preset = args.preset or _default_preset(args.device)
-    if args.preset is None:
-        print(f"vid2scene train-gs: using the '{preset}' preset", file=sys.stderr)
+    preset = default_preset("train-gs", args.preset, args.device)
     overrides: dict[str, object] = {"device": args.device}
     if args.iterations is not None:
         overrides["iterations"] = args.iterations
     if args.seed is not None:
         overrides["seed"] = args.seed
-    for item in args.set:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            print(f"vid2scene train-gs: --set expects NAME=VALUE, got {item!r}", file=sys.stderr)
-            return EXIT_STAGE_ERROR
-        overrides[name.strip()] = value.strip()
     try:
+        overrides.update(parse_set_options(args.set))
         options = SplatOptions.from_preset(preset, **overrides)
     except ValueError as exc:
         print(f"vid2scene train-gs: invalid options: {exc}", file=sys.stderr)

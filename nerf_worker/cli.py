@@ -9,7 +9,13 @@ import sys
 from pathlib import Path
 
 from shared.options.base import PRESET_NAMES
-from shared.stage_cli import EXIT_STAGE_ERROR, run_with_progress_bar
+from shared.stage_cli import (
+    EXIT_STAGE_ERROR,
+    add_set_argument,
+    default_preset,
+    parse_set_options,
+    run_with_progress_bar,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,15 +30,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("scene_dir", type=Path, metavar="SCENE_DIR", help="a scene directory from `vid2scene sfm`")
     parser.add_argument("-o", "--out", type=Path, required=True, metavar="DIR", help="the output directory")
-    parser.add_argument("--preset", choices=PRESET_NAMES, default="standard", help="quality preset (default: standard)")
     parser.add_argument(
-        "--device", choices=("auto", "cpu", "cuda"), default=None, help="compute device (default: auto)"
+        "--preset", choices=PRESET_NAMES, default=None, help="quality preset (default: standard on CUDA, else preview)"
     )
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="compute device")
     parser.add_argument(
         "--depth-weight", type=float, default=None, metavar="W", help="SfM depth loss weight; 0 turns it off"
     )
     parser.add_argument("--iterations", type=int, default=None, metavar="N", help="optimisation steps")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: the preset's)")
+    add_set_argument(parser)
     parser.set_defaults(func=run)
 
 
@@ -41,10 +48,12 @@ def run(args: argparse.Namespace) -> int:
     from nerf_worker.pipeline import train_tensorf
     from shared.options.nerf import TensorfOptions
 
+    preset = default_preset("train-nerf", args.preset, args.device)
     given = {name: getattr(args, name) for name in ("device", "depth_weight", "iterations", "seed")}
-    overrides = {name: value for name, value in given.items() if value is not None}
+    overrides: dict[str, object] = {name: value for name, value in given.items() if value is not None}
     try:
-        options = TensorfOptions.from_preset(args.preset, **overrides)
+        overrides.update(parse_set_options(args.set))
+        options = TensorfOptions.from_preset(preset, **overrides)
     except ValueError as exc:
         print(f"vid2scene train-nerf: invalid options: {exc}", file=sys.stderr)
         return EXIT_STAGE_ERROR

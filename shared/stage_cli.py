@@ -3,6 +3,7 @@ around a stage function, and one way to report its typed failure."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable
 from typing import TypeVar
@@ -47,3 +48,52 @@ def run_with_progress_bar(command: str, label: str, stage: Callable[[ProgressFn]
             bar.close()
             print(f"vid2scene {command}: {exc.code.value}: {exc.message}", file=sys.stderr)
             return None
+
+
+def default_preset(command: str, requested: str | None, device: str) -> str:
+    """The training preset to use: the one asked for, else ``standard`` with CUDA and ``preview`` without.
+
+    Args:
+        command: the sub-command, for the notice on stderr.
+        requested: the ``--preset`` given, or None.
+        device: the ``--device`` given (``auto``, ``cpu`` or ``cuda``).
+
+    Returns:
+        The preset name; a notice says which was chosen when none was asked for.
+    """
+    if requested is not None:
+        return requested
+    cuda = device == "cuda"
+    if device == "auto":
+        import torch  # only the training stages call this, and they have torch
+
+        cuda = bool(torch.cuda.is_available())
+    preset = "standard" if cuda else "preview"
+    print(f"vid2scene {command}: using the '{preset}' preset", file=sys.stderr)
+    return preset
+
+
+def parse_set_options(items: list[str]) -> dict[str, str]:
+    """``--set NAME=VALUE`` arguments as option overrides (pydantic converts the values).
+
+    Raises:
+        ValueError: an item is not of the form ``NAME=VALUE``.
+    """
+    overrides: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"--set expects NAME=VALUE, got {item!r}")
+        overrides[name.strip()] = value.strip()
+    return overrides
+
+
+def add_set_argument(parser: argparse.ArgumentParser) -> None:
+    """Add the repeatable ``--set NAME=VALUE`` option that overrides any stage option."""
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override any stage option, e.g. --set flythrough_seconds=4 (repeatable)",
+    )

@@ -146,3 +146,32 @@ def test_cli_reports_a_broken_scene_with_its_code_and_exit_status(
     code = main(["train-nerf", str(tmp_path), "--out", str(tmp_path / "out"), "--device", "cpu", "--depth-weight", "0"])
     assert code == 2
     assert "INVALID_SCENE" in capsys.readouterr().err
+
+
+def test_cli_trains_with_set_overrides_on_the_cpu_default_preset(
+    nerf_scene: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from vid2scene.cli import main
+
+    out = tmp_path / "out"
+    tiny = ["iterations=4", "max_long_side=32", "flythrough_seconds=0.5", "flythrough_fps=4", "flythrough_long_side=32"]
+    code = main(
+        ["train-nerf", str(nerf_scene), "--out", str(out), "--device", "cpu", *[a for t in tiny for a in ("--set", t)]]
+    )
+    assert code == 0
+    captured = capsys.readouterr()
+    assert "using the 'preview' preset" in captured.err  # no --preset on a CPU: preview, and it says so
+    printed = json.loads(captured.out)
+    assert printed["iterations"] == 4 and printed["out_dir"] == str(out)
+    assert {p.name for p in out.iterdir()} == {"flythrough-nerf.mp4", "tensorf.pt", "report.json"}
+
+
+def test_cli_refuses_a_malformed_set_option_without_training(
+    nerf_scene: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from vid2scene.cli import main
+
+    code = main(["train-nerf", str(nerf_scene), "--out", str(tmp_path / "out"), "--set", "iterations"])
+    assert code == 2
+    assert "NAME=VALUE" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
