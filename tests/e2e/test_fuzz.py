@@ -9,20 +9,19 @@ bug, not an answer of ours.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.stack import ServiceStack
+from tests.fixtures.executables import find_executable
 
 pytestmark = [pytest.mark.service, pytest.mark.slow, pytest.mark.timeout(400)]
 
 
 def _schemathesis(service: ServiceStack, token: str, path_regex: str, cwd: Path) -> str:
-    st = shutil.which("st", path=str(Path(sys.executable).parent)) or shutil.which("st")
+    st = find_executable("st")
     if st is None:
         pytest.skip("schemathesis is not installed (pip install 'vid2scene[dev]')")
     run = subprocess.run(
