@@ -97,13 +97,6 @@ class Similarity(_Frozen):
     rotation: list[list[float]]
     translation: list[float]
 
-    def matrix(self) -> np.ndarray:
-        """The similarity as a 4×4 matrix."""
-        out = np.eye(4)
-        out[:3, :3] = self.scale * np.asarray(self.rotation)
-        out[:3, 3] = np.asarray(self.translation)
-        return out
-
 
 class SceneManifest(_Frozen):
     """Everything a training stage needs to know about a posed capture."""

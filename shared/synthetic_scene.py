@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from shared.camera_path import camera_centers, look_at
 from shared.manifest import (
     IMAGES_DIR,
     POINTS_FILE,
@@ -75,11 +76,6 @@ class SyntheticCapture:
     cam_from_world: np.ndarray  # [N, 4, 4], one per video frame, OpenCV convention
     scene_radius: float
 
-    def camera_centers(self) -> np.ndarray:
-        """Camera centres in the world, ``[N, 3]``."""
-        R, t = self.cam_from_world[:, :3, :3], self.cam_from_world[:, :3, 3]
-        return -np.einsum("nji,nj->ni", R, t)
-
 
 def intrinsics(width: int, height: int, *, fov_x_deg: float = 60.0) -> np.ndarray:
     """A pinhole ``K`` ``[3, 3]`` with square pixels and the principal point at the image centre."""
@@ -88,20 +84,6 @@ def intrinsics(width: int, height: int, *, fov_x_deg: float = 60.0) -> np.ndarra
 
 
 UP = np.array([0.0, -1.0, 0.0])  # world up: −y
-
-
-def look_at(center: np.ndarray, target: np.ndarray, up: np.ndarray = UP) -> np.ndarray:
-    """``cam_from_world`` ``[4, 4]`` of an OpenCV camera at ``center`` looking at ``target``, level to ``up``."""
-    z = target - center
-    z = z / np.linalg.norm(z)
-    x = np.cross(z, up)  # right = forward × up (OpenCV: y down)
-    x = x / np.linalg.norm(x)
-    y = np.cross(z, x)
-    R = np.stack([x, y, z])  # rows: camera axes in world coordinates
-    out = np.eye(4)
-    out[:3, :3] = R
-    out[:3, 3] = -R @ center
-    return out
 
 
 def orbit_cam_from_world(
@@ -113,7 +95,7 @@ def orbit_cam_from_world(
     heights = height + 0.06 * np.sin(2 * np.pi * s)
     radii = radius * (1.0 + 0.05 * np.cos(2 * np.pi * s))
     centers = np.stack([radii * np.sin(angles), heights, -radii * np.cos(angles)], axis=1)
-    return np.stack([look_at(c, LOOK_AT) for c in centers])
+    return np.stack([look_at(c, LOOK_AT, UP) for c in centers])
 
 
 # --- solid textures -----------------------------------------------------------------------------------
@@ -316,7 +298,7 @@ def render_capture(
         fps=fps,
         K=K,
         cam_from_world=poses,
-        scene_radius=float(np.linalg.norm(-np.einsum("nji,nj->ni", poses[:, :3, :3], poses[:, :3, 3]), axis=1).max()),
+        scene_radius=float(np.linalg.norm(camera_centers(poses), axis=1).max()),
     )
     (out_dir / GROUND_TRUTH_FILE).write_text(
         json.dumps(
@@ -456,12 +438,11 @@ def write_ground_truth_scene(
         frame_index=frame_index,
         point_error=np.full(len(xyz), 0.5, dtype=np.float32),
     )
-    centers = -np.einsum("nji,nj->ni", poses[:, :3, :3], poses[:, :3, 3])
     manifest = SceneManifest(
         camera=PinholeCamera(fx=K[0, 0], fy=K[1, 1], cx=K[0, 2], cy=K[1, 2], width=width, height=height),
         frames=frames,
         world_from_colmap=Similarity(scale=1.0, rotation=np.eye(3).tolist(), translation=[0.0, 0.0, 0.0]),
-        scene_radius=float(np.linalg.norm(centers, axis=1).max()),
+        scene_radius=float(np.linalg.norm(camera_centers(poses), axis=1).max()),
         source={"synthetic": True, "seed": seed, "fps": fps},
     )
     manifest.save(scene_dir)

@@ -86,9 +86,10 @@ def test_model_file_round_trips_and_renders_the_same_image(tmp_path: Path) -> No
     loaded, meta = load_tensorf(tmp_path / MODEL_FILE)
     assert meta["note"] == "test" and meta["model"]["resolution"] == model.resolution
     camera = PinholeCamera(fx=30.0, fy=30.0, cx=16.0, cy=12.0, width=32, height=24)
-    from shared.synthetic_scene import look_at
+    from shared.camera_path import look_at
+    from shared.synthetic_scene import UP
 
-    pose = look_at(np.array([0.4, -0.5, -1.5]), np.zeros(3))
+    pose = look_at(np.array([0.4, -0.5, -1.5]), np.zeros(3), UP)
     a = render_image(model, camera, pose, min_near=0.05)
     b = render_image(loaded, camera, pose, min_near=0.05)
     assert a.opacity.max() > 0.5

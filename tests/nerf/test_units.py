@@ -10,15 +10,16 @@ from nerf_worker.rays import image_rays, near_far, project, rays_at_pixels
 from nerf_worker.render import render_image
 from nerf_worker.scene_box import scene_box
 from nerf_worker.schedule import GridSchedule
+from shared.camera_path import look_at
 from shared.manifest import PinholeCamera
-from shared.synthetic_scene import look_at
+from shared.synthetic_scene import UP
 
 CAMERA = PinholeCamera(fx=40.0, fy=40.0, cx=24.0, cy=16.0, width=48, height=32)
 AABB = torch.tensor([[-0.5, -0.4, -0.6], [0.5, 0.4, 0.6]])
 
 
 def _pose(center: tuple[float, float, float] = (0.3, -0.4, -1.6)) -> np.ndarray:
-    return look_at(np.array(center), np.zeros(3))
+    return look_at(np.array(center), np.zeros(3), UP)
 
 
 def _dense_model(seed: int = 0, resolution: tuple[int, int, int] = (12, 10, 14)) -> TensorVM:

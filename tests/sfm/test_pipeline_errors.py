@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from sfm_worker.pipeline import run_sfm
+from shared.camera_path import look_at
 from shared.errors import Cancelled, ErrorCode, StageError
 from shared.options.sfm import SfmOptions
-from shared.synthetic_scene import intrinsics, look_at, render_view
+from shared.synthetic_scene import UP, intrinsics, render_view
 from shared.video import encode_h264
 from tests.sfm.conftest import textured_frames
 from vid2scene.cli import main
@@ -71,7 +72,7 @@ def test_camera_turning_on_the_spot_fails_with_too_few_frames_registered_and_the
     K = intrinsics(width, height)
     centre = np.array([0.0, -0.2, -1.0])
     yaws = np.radians(np.linspace(-20.0, 20.0, 16))
-    poses = [look_at(centre, centre + np.array([np.sin(a), 0.15, np.cos(a)])) for a in yaws]
+    poses = [look_at(centre, centre + np.array([np.sin(a), 0.15, np.cos(a)]), UP) for a in yaws]
     video = tmp_path / "turning.mp4"
     encode_h264(video, [render_view(p, K, width, height, supersample=1)[0] for p in poses], 15.0)
     options = SfmOptions.from_preset("preview", max_num_features=1024, min_frames=8)
