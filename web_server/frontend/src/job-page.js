@@ -104,10 +104,22 @@ export function renderJob(root, jobId, ctx) {
       if (stopped) return;
       draw(j);
       if (!ACTIVE.has(j.status)) return;
+      // A dropped stream shows a notice; the first event after it reconnects takes it away again.
+      let streamError = false;
       stopEvents = followEvents(`/v1/jobs/${jobId}/events`, (event, data) => {
+        if (streamError) {
+          streamError = false;
+          ctx.showNotice(null);
+        }
         if (event === "job") draw(data);
         else if (event === "deleted") ctx.showNotice("This job was deleted.");
-      }, { reconnect: () => job && ACTIVE.has(job.status), onError: (err) => ctx.showNotice(err.message) });
+      }, {
+        reconnect: () => job && ACTIVE.has(job.status),
+        onError: (err) => {
+          streamError = true;
+          ctx.showNotice(err.message);
+        },
+      });
     })
     .catch((err) => {
       heading.textContent = "Job not available";
