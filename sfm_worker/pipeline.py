@@ -32,6 +32,7 @@ import numpy as np
 from sfm_worker import colmap_io
 from sfm_worker.frames import FrameSelection, select_frames, target_count
 from sfm_worker.normalize import SimilarityTransform, normalizing_similarity
+from shared.errors import ErrorCode, StageError
 from shared.manifest import (
     IMAGES_DIR,
     POINTS_FILE,
@@ -123,6 +124,43 @@ def _replace_dir(staging: Path, out_dir: Path) -> None:
         staging.rename(out_dir)
 
 
+def camera_motion_ratio(cam_from_world: np.ndarray, points_xyz: np.ndarray) -> float:
+    """How far the camera moved, as a share of its distance to the scene.
+
+    Args:
+        cam_from_world: ``[N, 3, 4]`` (or ``[N, 4, 4]``) poses of the registered frames.
+        points_xyz: ``[M, 3]`` sparse points in the same frame.
+
+    Returns:
+        The largest distance of a camera centre from their mean, over the median camera-to-point
+        distance: about 0.6 for a walk around an object, a few hundredths for a camera turned on the
+        spot (where only noise separates the centres).
+    """
+    rotation, translation = cam_from_world[:, :3, :3], cam_from_world[:, :3, 3]
+    centers = -np.einsum("nji,nj->ni", rotation, translation)  # [N, 3]
+    spread = float(np.linalg.norm(centers - centers.mean(axis=0), axis=1).max())
+    sample = points_xyz[:: max(1, len(points_xyz) // 2000)]  # [<=~2000, 3]: the median needs no more
+    depth = float(np.median(np.linalg.norm(sample[None, :, :] - centers[:, None, :], axis=2)))
+    return spread / max(depth, 1e-12)
+
+
+def check_camera_motion(cam_from_world: np.ndarray, points_xyz: np.ndarray, min_ratio: float) -> None:
+    """Refuse a reconstruction whose camera turned on the spot: without parallax its depth is noise.
+
+    Raises:
+        StageError: ``VIDEO_TOO_SHORT`` (not enough camera motion) with the measured ratio.
+    """
+    ratio = camera_motion_ratio(cam_from_world, points_xyz)
+    if ratio < min_ratio:
+        raise StageError(
+            ErrorCode.VIDEO_TOO_SHORT,
+            f"The camera turned on the spot: its positions span {100 * ratio:.1f} % of its distance to the scene "
+            f"(at least {100 * min_ratio:.0f} % is needed), so nothing can be placed in depth. Walk around the "
+            "object instead of turning in place.",
+            details={"camera_motion_ratio": round(ratio, 4), "frames_registered": len(cam_from_world)},
+        )
+
+
 def _run(video: Path, out_dir: Path, staging: Path, options: SfmOptions, on_progress: ProgressFn) -> SfmResult:
     total_started = time.monotonic()
     seconds: dict[str, float] = {}
@@ -156,6 +194,7 @@ def _run(video: Path, out_dir: Path, staging: Path, options: SfmOptions, on_prog
     undistorted = work / "undistorted"
     model = colmap_io.undistort(run.model_dir, frames_dir, undistorted, options, sub_progress(on_progress, 0.85, 0.95))
     seconds["undistortion"] = time.monotonic() - started
+    check_camera_motion(model.cam_from_world, model.points_xyz, options.min_baseline_ratio)
 
     started = time.monotonic()
     on_progress(0.95, "writing the scene")

@@ -31,6 +31,12 @@ class SfmOptions(StageOptions):
         ge=8,
         description="when too few frames register, match every pair among at most this many evenly spaced frames",
     )
+    min_baseline_ratio: float = Field(
+        default=0.1,
+        ge=0,
+        description="camera centres spread less than this share of the distance to the scene (turning on the spot): "
+        "VIDEO_TOO_SHORT",
+    )
     min_frame_difference: float = Field(
         default=1.5,
         ge=0,

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sfm_worker.pipeline import run_sfm
+from sfm_worker.pipeline import camera_motion_ratio, run_sfm
 from shared.camera_path import look_at
 from shared.errors import Cancelled, ErrorCode, StageError
 from shared.options.sfm import SfmOptions
-from shared.synthetic_scene import UP, intrinsics, render_view
+from shared.synthetic_scene import UP, intrinsics, orbit_cam_from_world, render_view
 from shared.video import encode_h264
 from tests.sfm.conftest import textured_frames
 from vid2scene.cli import main
@@ -66,24 +66,58 @@ def test_video_with_too_few_frames_fails_with_video_too_short_and_the_counts(tmp
     assert "5 decodable frames" in error.message
 
 
-def test_camera_turning_on_the_spot_fails_with_too_few_frames_registered_and_the_counts(tmp_path: Path) -> None:
-    # a textured scene seen from one fixed point: no parallax, so COLMAP cannot triangulate
+@pytest.fixture(scope="module")
+def turning_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A textured scene seen from one fixed point while the camera turns 40°: no parallax."""
     width, height = 160, 90
     K = intrinsics(width, height)
     centre = np.array([0.0, -0.2, -1.0])
     yaws = np.radians(np.linspace(-20.0, 20.0, 16))
     poses = [look_at(centre, centre + np.array([np.sin(a), 0.15, np.cos(a)]), UP) for a in yaws]
-    video = tmp_path / "turning.mp4"
+    video = tmp_path_factory.mktemp("turning") / "turning.mp4"
     encode_h264(video, [render_view(p, K, width, height, supersample=1)[0] for p in poses], 15.0)
-    options = SfmOptions.from_preset("preview", max_num_features=1024, min_frames=8)
+    return video
+
+
+def test_camera_turning_on_the_spot_fails_with_too_few_frames_registered_and_the_counts(
+    turning_video: Path, tmp_path: Path
+) -> None:
+    # COLMAP registers 7 to 10 of these 16 frames from noise alone (it varies between processes), so
+    # the share needed is set above that: the registration check, with its fallback, must refuse.
+    options = SfmOptions.from_preset("preview", max_num_features=1024, min_frames=8, min_registered_fraction=0.9)
     out_dir = tmp_path / "out" / "scene"
     with pytest.raises(StageError) as err:
-        run_sfm(video, out_dir, options)
+        run_sfm(turning_video, out_dir, options)
     assert err.value.code == ErrorCode.TOO_FEW_FRAMES_REGISTERED
     registered = err.value.details["frames_registered"]
     assert f"COLMAP registered {registered} of 16 frames" in err.value.message
     assert err.value.details["fallback_used"] is True  # the stronger matching was tried before giving up
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_camera_turning_on_the_spot_is_refused_even_when_colmap_registers_its_frames(
+    turning_video: Path, tmp_path: Path
+) -> None:
+    options = SfmOptions.from_preset("preview", max_num_features=1024, min_frames=8, min_registered_fraction=0.2)
+    out_dir = tmp_path / "out" / "scene"
+    with pytest.raises(StageError) as err:
+        run_sfm(turning_video, out_dir, options)
+    assert err.value.code == ErrorCode.VIDEO_TOO_SHORT
+    assert "turned on the spot" in err.value.message and "Walk around the object" in err.value.message
+    assert err.value.details["camera_motion_ratio"] < 0.1
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_camera_motion_ratio_separates_an_orbit_from_turning_in_place() -> None:
+    rng = np.random.default_rng(0)
+    points = rng.uniform(-0.3, 0.3, size=(500, 3))
+    orbit = orbit_cam_from_world(20)[:, :3, :]
+    assert camera_motion_ratio(orbit, points) > 0.5
+    centre = np.array([0.0, -0.2, -1.0])
+    turning = np.stack(
+        [look_at(centre, centre + np.array([np.sin(a), 0.1, np.cos(a)]), UP) for a in np.linspace(-0.4, 0.4, 20)]
+    )
+    assert camera_motion_ratio(turning[:, :3, :], points) < 1e-9
 
 
 def test_failure_keeps_a_previous_result_in_place(static_video: Path, tmp_path: Path) -> None:
