@@ -6,12 +6,10 @@ import argparse
 import functools
 import json
 import sys
-from pathlib import Path
 
-from shared.options.base import PRESET_NAMES
 from shared.stage_cli import (
     EXIT_STAGE_ERROR,
-    add_set_argument,
+    add_training_arguments,
     default_preset,
     parse_set_options,
     run_with_progress_bar,
@@ -28,18 +26,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "flythrough-nerf.mp4, tensorf.pt and report.json into DIR."
         ),
     )
-    parser.add_argument("scene_dir", type=Path, metavar="SCENE_DIR", help="a scene directory from `vid2scene sfm`")
-    parser.add_argument("-o", "--out", type=Path, required=True, metavar="DIR", help="the output directory")
-    parser.add_argument(
-        "--preset", choices=PRESET_NAMES, default=None, help="quality preset (default: standard on CUDA, else preview)"
-    )
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="compute device")
+    add_training_arguments(parser)
     parser.add_argument(
         "--depth-weight", type=float, default=None, metavar="W", help="SfM depth loss weight; 0 turns it off"
     )
-    parser.add_argument("--iterations", type=int, default=None, metavar="N", help="optimisation steps")
-    parser.add_argument("--seed", type=int, default=None, help="random seed (default: the preset's)")
-    add_set_argument(parser)
     parser.set_defaults(func=run)
 
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 from shared.errors import StageError
+from shared.options.base import PRESET_NAMES
 from shared.progress import ProgressFn
 
 #: Exit code of a stage sub-command for a typed stage failure or invalid options.
@@ -88,8 +90,17 @@ def parse_set_options(items: list[str]) -> dict[str, str]:
     return overrides
 
 
-def add_set_argument(parser: argparse.ArgumentParser) -> None:
-    """Add the repeatable ``--set NAME=VALUE`` option that overrides any stage option."""
+def add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the arguments every training sub-command takes: ``SCENE_DIR``, ``-o/--out``, ``--preset``,
+    ``--device``, ``--iterations``, ``--seed`` and the repeatable ``--set NAME=VALUE``."""
+    parser.add_argument("scene_dir", type=Path, metavar="SCENE_DIR", help="a scene directory from `vid2scene sfm`")
+    parser.add_argument("-o", "--out", type=Path, required=True, metavar="DIR", help="the output directory")
+    parser.add_argument(
+        "--preset", choices=PRESET_NAMES, default=None, help="quality preset (default: standard on CUDA, else preview)"
+    )
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="compute device")
+    parser.add_argument("--iterations", type=int, default=None, metavar="N", help="training steps (default: preset's)")
+    parser.add_argument("--seed", type=int, default=None, help="random seed (default: the preset's)")
     parser.add_argument(
         "--set",
         action="append",
