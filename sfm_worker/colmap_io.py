@@ -167,6 +167,45 @@ def _matching_options(options: SfmOptions):  # -> pycolmap.FeatureMatchingOption
     return matching
 
 
+def _match(
+    label: str,
+    match: Callable[..., object],
+    database: Path,
+    pairing: object,
+    options: SfmOptions,
+    on_progress: ProgressFn,
+    expected_s: float,
+    message: str,
+) -> None:
+    """Run one pycolmap matcher (``match_sequential`` or ``match_image_pairs``), cancellable, with progress.
+
+    Args:
+        label: what the step is called in errors and logs.
+        match: the pycolmap matching function.
+        database: the COLMAP database.
+        pairing: the matcher's pairing options.
+        options: the stage options (matching settings).
+        on_progress: progress and cancellation callback.
+        expected_s: rough duration, for the progress estimate.
+        message: the progress message.
+    """
+    import pycolmap
+
+    started = time.monotonic()
+    _run_cancellable(
+        label,
+        lambda token: match(
+            database,
+            matching_options=_matching_options(options),
+            pairing_options=pairing,
+            device=pycolmap.Device.auto,
+            cancellation_token=token,
+        ),
+        on_progress,
+        lambda: (_eta_fraction(started, expected_s), message),
+    )
+
+
 def _match_sequential(database: Path, n_images: int, options: SfmOptions, on_progress: ProgressFn) -> None:
     import pycolmap
 
@@ -175,18 +214,15 @@ def _match_sequential(database: Path, n_images: int, options: SfmOptions, on_pro
     pairing.quadratic_overlap = True
     pairing.loop_detection = False
     pairing.num_threads = options.num_threads
-    started = time.monotonic()
-    _run_cancellable(
+    _match(
         "matching",
-        lambda token: pycolmap.match_sequential(
-            database,
-            matching_options=_matching_options(options),
-            pairing_options=pairing,
-            device=pycolmap.Device.auto,
-            cancellation_token=token,
-        ),
+        pycolmap.match_sequential,
+        database,
+        pairing,
+        options,
         on_progress,
-        lambda: (_eta_fraction(started, 0.05 * n_images * options.sequential_overlap), "matching neighbouring frames"),
+        0.05 * n_images * options.sequential_overlap,
+        "matching neighbouring frames",
     )
 
 
@@ -203,18 +239,15 @@ def _match_subset_exhaustive(
     pairing = pycolmap.ImportedPairingOptions()
     pairing.match_list_path = pairs_file
     n_pairs = len(subset) * (len(subset) - 1) // 2
-    started = time.monotonic()
-    _run_cancellable(
+    _match(
         "fallback matching",
-        lambda token: pycolmap.match_image_pairs(
-            database,
-            matching_options=_matching_options(options),
-            pairing_options=pairing,
-            device=pycolmap.Device.auto,
-            cancellation_token=token,
-        ),
+        pycolmap.match_image_pairs,
+        database,
+        pairing,
+        options,
         on_progress,
-        lambda: (_eta_fraction(started, 0.01 * n_pairs), f"matching all pairs of {len(subset)} frames"),
+        0.01 * n_pairs,
+        f"matching all pairs of {len(subset)} frames",
     )
     return len(subset)
 
