@@ -41,6 +41,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from shared.broker import Broker, Delivery, make_broker
+from shared.cpu_threads import configure_cpu_threads
 from shared.errors import Cancelled, ErrorCode, StageError
 from shared.messages import StageName, StageRequest
 from shared.options import OPTIONS_BY_STAGE, SplatOptions, StageOptions, TensorfOptions
@@ -550,4 +551,5 @@ def worker_main(make_spec: Callable[[Settings], WorkerSpec]) -> int:
     except ValueError as exc:
         log.error("invalid settings: %s", exc)
         return 2
+    configure_cpu_threads(settings.threads)
     return run_worker_process(make_spec(settings), settings)

@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     device: Device = Field(default="auto", description="compute device for training stages")
     heartbeat_s: float = Field(default=15.0, gt=0, description="how often a worker heartbeats its stage")
     worker_id: str | None = Field(default=None, description="defaults to hostname:pid")
+    threads: int | None = Field(
+        default=None,
+        ge=1,
+        le=1024,
+        description="CPU threads for training and rendering (default: the CPUs this process may use)",
+    )
 
     def require_secrets(self, *names: str) -> Settings:
         """Check that the named secrets were set, unless in local mode; each component names the ones it uses.

@@ -12,6 +12,11 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from pydantic import ValidationError
+
+from shared.cpu_threads import configure_cpu_threads
+from shared.settings import Settings
+
 #: Modules whose ``register(subparsers)`` adds sub-commands, in help order.
 COMMAND_MODULES: tuple[str, ...] = (
     "vid2scene.local_commands",
@@ -39,8 +44,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _threads_setting() -> int | None:
+    """``VID2SCENE_THREADS``, or None when unset; invalid settings are left for the sub-command to report."""
+    try:
+        return Settings().threads
+    except ValidationError:
+        return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
+    configure_cpu_threads(_threads_setting())  # before any sub-command imports torch or numba
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
