@@ -145,8 +145,8 @@ def _run(
         data.points_xyz,
         data.points_rgb,
         sh_degree=options.sh_degree,
-        init_opacity=options.init_opacity,
-        init_scale=options.init_scale,
+        init_opacity=options.initial_opacity(),
+        init_scale=options.initial_scale(),
         max_points=options.max_gaussians,
         seed=options.seed,
     )

@@ -15,6 +15,11 @@ from shared.options.base import StageOptions
 from shared.settings import Device
 
 
+#: Initial opacity and scale multiplier of gsplat ``simple_trainer``'s default recipe and of its MCMC recipe.
+DEFAULT_INIT_OPACITY, DEFAULT_INIT_SCALE = 0.1, 1.0
+MCMC_INIT_OPACITY, MCMC_INIT_SCALE = 0.5, 0.1
+
+
 class SplatOptions(StageOptions):
     """Training, export and flythrough settings of ``train_splats``."""
 
@@ -37,9 +42,18 @@ class SplatOptions(StageOptions):
     )
     prune_opacity: float = Field(default=0.005, gt=0, lt=1, description="Gaussians less opaque than this are pruned")
     ssim_lambda: float = Field(default=0.2, ge=0, le=1, description="weight of (1 − SSIM) in the loss; L1 gets 1 − λ")
-    init_opacity: float = Field(default=0.1, gt=0, lt=1, description="opacity of the initial Gaussians")
-    init_scale: float = Field(
-        default=1.0, gt=0, description="initial scale as a multiple of the distance to the 3 nearest points"
+    init_opacity: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description="opacity of the initial Gaussians (default: 0.1, or 0.5 with mcmc, as in gsplat's recipes)",
+    )
+    init_scale: float | None = Field(
+        default=None,
+        gt=0,
+        le=100,
+        description="initial scale as a multiple of the distance to the 3 nearest points "
+        "(default: 1.0, or 0.1 with mcmc, as in gsplat's recipes)",
     )
     random_background: bool = Field(
         default=False, description="train against a random background colour (discourages transparent splats)"
@@ -68,6 +82,18 @@ class SplatOptions(StageOptions):
         "standard": {},
         "high": {"iterations": 30_000, "max_long_side": 1920, "max_gaussians": 6_000_000},
     }
+
+    def initial_opacity(self) -> float:
+        """The initial opacity: ``init_opacity``, else the strategy's recipe value (MCMC 0.5, others 0.1)."""
+        if self.init_opacity is not None:
+            return self.init_opacity
+        return MCMC_INIT_OPACITY if self.strategy == "mcmc" else DEFAULT_INIT_OPACITY
+
+    def initial_scale(self) -> float:
+        """The initial scale multiplier: ``init_scale``, else the strategy's recipe value (MCMC 0.1, others 1.0)."""
+        if self.init_scale is not None:
+            return self.init_scale
+        return MCMC_INIT_SCALE if self.strategy == "mcmc" else DEFAULT_INIT_SCALE
 
     @model_validator(mode="after")
     def _refine_window_is_ordered(self) -> SplatOptions:

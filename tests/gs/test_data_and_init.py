@@ -92,3 +92,14 @@ def test_a_point_cloud_larger_than_the_cap_is_subsampled() -> None:
     splats = init_splats(xyz, np.zeros((500, 3), dtype=np.uint8), sh_degree=0, max_points=120)
     assert len(splats["means"]) == 120
     assert splats["shN"].shape == (120, 0, 3)
+
+
+def test_mcmc_starts_from_gsplats_mcmc_recipe_and_default_from_its_default_recipe() -> None:
+    from shared.options.gs import SplatOptions
+
+    mcmc = SplatOptions.from_preset("standard", strategy="mcmc")
+    assert (mcmc.initial_opacity(), mcmc.initial_scale()) == (0.5, 0.1)
+    default = SplatOptions.from_preset("standard")
+    assert (default.initial_opacity(), default.initial_scale()) == (0.1, 1.0)
+    chosen = SplatOptions.from_preset("standard", strategy="mcmc", init_opacity=0.3, init_scale=2.0)
+    assert (chosen.initial_opacity(), chosen.initial_scale()) == (0.3, 2.0)
