@@ -156,7 +156,10 @@ def check_tensorf(scene: Path, steps: int, long_side: int) -> tuple[bool, str]:
         metrics = train_tensorf(scene, Path(out) / "nerf", options).metrics
     start, end = metrics.get("initial_psnr"), metrics.get("heldout_psnr")
     passed = end is not None and (start is None or end > start + 3.0)
-    return passed, f"held-out PSNR {start} → {end} dB, train {metrics.get('train_seconds')} s on {metrics.get('device')}"
+    return (
+        passed,
+        f"held-out PSNR {start} → {end} dB, train {metrics.get('train_seconds')} s on {metrics.get('device')}",
+    )
 
 
 def make_scene(video: Path, folder: Path) -> Path:

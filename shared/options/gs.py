@@ -14,7 +14,6 @@ from pydantic import Field, model_validator
 from shared.options.base import StageOptions
 from shared.settings import Device
 
-
 #: Initial opacity and scale multiplier of gsplat ``simple_trainer``'s default recipe and of its MCMC recipe.
 DEFAULT_INIT_OPACITY, DEFAULT_INIT_SCALE = 0.1, 1.0
 MCMC_INIT_OPACITY, MCMC_INIT_SCALE = 0.5, 0.1
