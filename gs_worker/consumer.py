@@ -5,7 +5,7 @@ Input ``sfm.tar``; artifacts ``scene.ply``, ``scene.splat``, ``flythrough-gs.mp4
 
 from __future__ import annotations
 
-from shared.consumer import REPORT_FILE, TrainFn, WorkerSpec, training_handler
+from shared.consumer import REPORT_FILE, TrainFn, WorkerSpec, training_device_class, training_handler
 from shared.settings import Device
 
 #: Artifact name → file name in the stage's output folder.
@@ -26,4 +26,4 @@ def _load_train_splats() -> TrainFn:
 def make_spec(device: Device = "auto") -> WorkerSpec:
     """The gs worker kind; ``device`` (the worker's setting) replaces an ``auto`` device option."""
     handler = training_handler(_load_train_splats, ARTIFACT_FILES, device)
-    return WorkerSpec(stage="gs", inputs=("sfm.tar",), handler=handler)
+    return WorkerSpec(stage="gs", inputs=("sfm.tar",), handler=handler, device_class=training_device_class(device))

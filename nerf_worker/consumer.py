@@ -5,7 +5,7 @@ Input ``sfm.tar``; artifacts ``tensorf.pt``, ``flythrough-nerf.mp4`` and ``repor
 
 from __future__ import annotations
 
-from shared.consumer import REPORT_FILE, TrainFn, WorkerSpec, training_handler
+from shared.consumer import REPORT_FILE, TrainFn, WorkerSpec, training_device_class, training_handler
 from shared.settings import Device
 
 #: Artifact name → file name in the stage's output folder.
@@ -25,4 +25,4 @@ def _load_train_tensorf() -> TrainFn:
 def make_spec(device: Device = "auto") -> WorkerSpec:
     """The nerf worker kind; ``device`` (the worker's setting) replaces an ``auto`` device option."""
     handler = training_handler(_load_train_tensorf, ARTIFACT_FILES, device)
-    return WorkerSpec(stage="nerf", inputs=("sfm.tar",), handler=handler)
+    return WorkerSpec(stage="nerf", inputs=("sfm.tar",), handler=handler, device_class=training_device_class(device))

@@ -44,10 +44,10 @@ from shared.broker import Broker, Delivery, make_broker
 from shared.cpu_threads import configure_cpu_threads
 from shared.errors import Cancelled, ErrorCode, StageError
 from shared.messages import StageName, StageRequest
-from shared.options import OPTIONS_BY_STAGE, SplatOptions, StageOptions, TensorfOptions
+from shared.options import OPTIONS_BY_STAGE, DeviceClass, SplatOptions, StageOptions, TensorfOptions
 from shared.progress import ProgressFn
 from shared.settings import Device, Settings
-from shared.worker_api import ClaimRequest, Heartbeat, Lease, StageErrorBody, StageResult
+from shared.worker_api import ClaimRequest, Heartbeat, Lease, StageErrorBody, StageResult, WorkerAnnouncement
 from shared.worker_client import LeaseLost, ServerUnreachable, WorkerApiError, WorkerAuthError, WorkerClient
 
 log = logging.getLogger(__name__)
@@ -102,6 +102,8 @@ class WorkerSpec:
     stage: StageName
     inputs: tuple[str, ...]
     handler: StageHandler
+    #: What the stage trains on (training workers); announced to the server when the worker starts.
+    device_class: Callable[[], DeviceClass] | None = None
 
 
 def collect_outputs(out_dir: Path, files: dict[str, str]) -> StageOutput:
@@ -153,6 +155,26 @@ def training_handler(load_train: Callable[[], TrainFn], files: dict[str, str], d
         return collect_outputs(job.out_dir, files)
 
     return handle
+
+
+def training_device_class(device: Device = "auto") -> Callable[[], DeviceClass]:
+    """What a training worker with the ``device`` setting trains on, as a function (it imports torch when called).
+
+    Args:
+        device: the worker's device setting; ``auto`` means CUDA when torch sees a GPU.
+
+    Returns:
+        A function returning ``"cuda"`` or ``"cpu"``.
+    """
+
+    def device_class() -> DeviceClass:
+        if device != "auto":
+            return device
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+    return device_class
 
 
 class _Settle(enum.Enum):
@@ -262,9 +284,24 @@ class Worker:
         """
         self._stop = stop
         log.info("worker %s serving stage %s", self.worker_id, self.spec.stage)
+        self._announce()
         self.broker.consume(self.spec.stage, self.handle, stop=stop)
         if self.fatal is not None:
             raise self.fatal
+
+    def _announce(self) -> None:
+        """Tell the server what this training worker trains on; a server that cannot hear it yet is no reason to stop."""
+        if self.spec.device_class is None:
+            return
+        announcement = WorkerAnnouncement(
+            worker_id=self.worker_id, stage=self.spec.stage, device=self.spec.device_class()
+        )
+        try:
+            self.client.announce(announcement)
+        except WorkerAuthError:
+            raise
+        except Exception as exc:
+            log.warning("could not announce worker %s to the server: %s", self.worker_id, exc)
 
     def handle(self, delivery: Delivery) -> None:
         """The broker handler: process one delivery and settle it."""

@@ -56,6 +56,11 @@ class Settings(BaseSettings):
         default=600.0, gt=0, description="a queued stage nobody claimed for this long is published again"
     )
     retry_backoff_s: float = Field(default=5.0, ge=0, description="first backoff before a retried attempt")
+    training_device: Device = Field(
+        default="auto",
+        description="what the server says its training workers use (/v1/capabilities, the default preset); "
+        "auto: the device of the training worker that announced itself last",
+    )
     # --- workers ---------------------------------------------------------------------------------
     device: Device = Field(default="auto", description="compute device for training stages")
     heartbeat_s: float = Field(default=15.0, gt=0, description="how often a worker heartbeats its stage")

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from shared.errors import StageError
-from shared.options.base import PRESET_NAMES
+from shared.options.base import PRESET_NAMES, default_preset_for
 from shared.progress import ProgressFn
 
 #: Exit code of a stage sub-command for a typed stage failure or invalid options.
@@ -53,7 +53,7 @@ def run_with_progress_bar(command: str, label: str, stage: Callable[[ProgressFn]
 
 
 def default_preset(command: str, requested: str | None, device: str) -> str:
-    """The training preset to use: the one asked for, else ``standard`` with CUDA and ``preview`` without.
+    """The training preset to use: the one asked for, else the device's (:func:`shared.options.base.default_preset_for`).
 
     Args:
         command: the sub-command, for the notice on stderr.
@@ -70,8 +70,8 @@ def default_preset(command: str, requested: str | None, device: str) -> str:
         import torch  # only the training stages call this, and they have torch
 
         cuda = bool(torch.cuda.is_available())
-    preset = "standard" if cuda else "preview"
-    print(f"vid2scene {command}: using the '{preset}' preset", file=sys.stderr)
+    preset, reason = default_preset_for("cuda" if cuda else "cpu")
+    print(f"vid2scene {command}: {reason}; pass --preset to choose", file=sys.stderr)
     return preset
 
 

@@ -10,6 +10,7 @@ one is answered 409 with a problem+json body whose ``code`` says why):
 | ``GET /internal/v1/jobs/{job_id}/inputs/{name}`` (header ``X-Lease-Id``) | — | the file, streamed |
 | ``PUT /internal/v1/jobs/{job_id}/stages/{stage}/artifacts/{name}`` (headers ``X-Lease-Id``, ``X-Content-SHA256``) | raw bytes, streamed | 201 :class:`ArtifactInfo`; 400 when the digest differs |
 | ``POST /internal/v1/jobs/{job_id}/stages/{stage}/result`` | :class:`StageResult` | 200 :class:`ResultAck`, or 409 |
+| ``POST /internal/v1/workers`` | :class:`WorkerAnnouncement` | 204 (a training worker says what it trains on) |
 
 Input names: ``input`` (the uploaded video, whatever its extension) and any artifact of an earlier
 stage (``sfm.tar``).
@@ -22,12 +23,23 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.messages import StageName
+from shared.options.base import DeviceClass
+
 # Why a worker call was refused with 409; the worker drops the work and acks the message.
 ConflictCode = Literal["STALE_LEASE", "ALREADY_CLAIMED", "CANCELLED", "STAGE_FINISHED", "JOB_GONE"]
 
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class WorkerAnnouncement(_Body):
+    """A training worker's start-up notice: the server advertises the latest one's device (``/v1/capabilities``)."""
+
+    worker_id: str = Field(min_length=1, max_length=200)
+    stage: StageName
+    device: DeviceClass = Field(description="'cuda' when the worker trains on a CUDA GPU, else 'cpu'")
 
 
 class ClaimRequest(_Body):

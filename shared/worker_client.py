@@ -32,6 +32,7 @@ from shared.worker_api import (
     Lease,
     ResultAck,
     StageResult,
+    WorkerAnnouncement,
 )
 
 log = logging.getLogger(__name__)
@@ -146,6 +147,14 @@ class WorkerClient:
     def claim(self, job_id: str, stage: StageName, request: ClaimRequest) -> Lease:
         """Ask for the stage's lease. Raises :class:`LeaseLost` when refused (409)."""
         return self._json("POST", f"{_stage_path(job_id, stage)}/claim", request, Lease)
+
+    def announce(self, announcement: WorkerAnnouncement, *, retry_for_s: float = 10.0) -> None:
+        """Tell the server what this worker trains on (``POST /internal/v1/workers``)."""
+
+        def call() -> None:
+            self._raise_for(self._http.post("/workers", json=announcement.model_dump(mode="json")))
+
+        self._retrying("POST /workers", call, retry_for_s)
 
     def heartbeat(
         self, job_id: str, stage: StageName, beat: Heartbeat, *, retry_for_s: float | None = None

@@ -16,6 +16,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from shared.options.base import default_preset_for
 from vid2scene.client import ApiError, Vid2SceneClient
 from vid2scene.client_commands import (
     EXIT_ERROR,
@@ -54,16 +55,13 @@ def render_demo_video(folder: Path) -> Path:
 
 
 def choose_preset(requested: str | None, *, gpu: bool) -> str:
-    """The preset to run: the one asked for, else ``standard`` on a GPU and ``preview`` without."""
+    """The preset to run: the one asked for, else the device's (:func:`shared.options.base.default_preset_for`)."""
     if requested is not None:
         return requested
-    if gpu:
-        return "standard"
-    print(
-        "no CUDA GPU found: using the 'preview' preset (fast, lower quality); pass --preset standard to override",
-        file=sys.stderr,
-    )
-    return "preview"
+    preset, reason = default_preset_for("cuda" if gpu else "cpu")
+    if not gpu:
+        print(f"{reason}; pass --preset standard to override", file=sys.stderr)
+    return preset
 
 
 def merge_options(base: dict[str, dict[str, Any]], extra: dict[str, Any] | None) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from shared.settings import Settings
 from web_server.metrics import Metrics
 from web_server.orchestration import Orchestrator
 from web_server.problems import install_problem_handlers
-from web_server.routers import artifacts, events, health, jobs, worker
+from web_server.routers import artifacts, capabilities, events, health, jobs, worker
 from web_server.store import Store, connect, utcnow
 
 logger = logging.getLogger(__name__)
@@ -149,7 +149,7 @@ def create_app(settings: Settings, *, broker: Broker | None = None, db: Database
     app.state.sse_poll_s = SSE_POLL_S
     install_problem_handlers(app)
     app.add_middleware(RequestMetricsMiddleware, metrics=app.state.metrics)
-    for module in (jobs, artifacts, events, worker, health):
+    for module in (jobs, artifacts, events, capabilities, worker, health):
         app.include_router(module.router)
     _include_ui(app)
     return app

@@ -206,3 +206,15 @@ class Health(BaseModel):
 
     status: Literal["ok", "unavailable"]
     checks: dict[str, str] = Field(default_factory=dict)
+
+
+class Capabilities(BaseModel):
+    """What this server's training workers run on, and the preset a job gets when it names none."""
+
+    training_device: Literal["cuda", "cpu", "unknown"] = Field(
+        description="'cuda' or 'cpu' as configured or as the latest training worker announced; 'unknown' before any"
+    )
+    default_preset: PresetName = Field(description="the preset of a job uploaded without one")
+    reason: str = Field(description="why that preset, in a sentence for the user")
+    presets: list[PresetName] = Field(description="every preset a job may name")
+    methods: list[Literal["gs", "nerf"]] = Field(description="the training methods a job may ask for")

@@ -130,6 +130,7 @@ class Store:
         self.db = db
         self.jobs = db["jobs"]
         self.api_keys = db["api_keys"]
+        self.workers = db["workers"]
         self.files = gridfs.GridFSBucket(db, bucket_name=FILES_BUCKET, chunk_size_bytes=_CHUNK)
         self.file_docs = db[f"{FILES_BUCKET}.files"]
         self.chunk_docs = db[f"{FILES_BUCKET}.chunks"]
@@ -147,9 +148,22 @@ class Store:
         )
         self.jobs.create_index([("status", 1)])
         self.api_keys.create_index([("token_sha256", 1)], unique=True)
+        self.workers.create_index([("announced_at", -1)])
         self.file_docs.create_index([("metadata.job_id", 1), ("metadata.name", 1)])
         self.file_docs.create_index([("filename", 1), ("uploadDate", 1)])
         self.chunk_docs.create_index([("files_id", 1), ("n", 1)], unique=True)
+
+    # --- workers ----------------------------------------------------------------------------------
+    def record_worker(self, worker_id: str, stage: str, device: str, now: datetime) -> None:
+        """Remember a training worker's announcement (one document per worker id, the latest wins)."""
+        self.workers.update_one(
+            {"_id": worker_id}, {"$set": {"stage": stage, "device": device, "announced_at": now}}, upsert=True
+        )
+
+    def latest_worker_device(self) -> str | None:
+        """The device of the training worker that announced itself last, or None when none has."""
+        doc = self.workers.find_one({}, {"device": 1}, sort=[("announced_at", -1)])
+        return None if doc is None else str(doc["device"])
 
     def ping(self) -> None:
         """Raise when MongoDB does not answer."""

@@ -20,7 +20,7 @@ from python_multipart.multipart import MultipartParseError, MultipartParser, par
 from starlette.concurrency import run_in_threadpool
 
 from shared.messages import STAGES
-from shared.options import resolve_options
+from shared.options import PresetName, resolve_options
 from web_server.models import JobCreate
 from web_server.problems import ApiError
 
@@ -172,12 +172,15 @@ async def receive_upload(request: Request, upload_dir: Path, max_video_bytes: in
     return collector.result
 
 
-def parse_job_form(fields: dict[str, str]) -> tuple[JobCreate, dict[str, dict[str, Any]]]:
+def parse_job_form(
+    fields: dict[str, str], *, default_preset: PresetName = "standard"
+) -> tuple[JobCreate, dict[str, dict[str, Any]]]:
     """Validate the form fields and resolve every stage's options.
 
     Args:
         fields: ``methods`` (``gs``, ``nerf`` or ``gs,nerf``; default ``gs``), ``preset``, ``name``,
             ``options`` (a JSON object of per-stage overrides).
+        default_preset: the preset when ``preset`` is absent or empty (the server's, from its training device).
 
     Returns:
         The job request and, per stage to run (``sfm`` first), its resolved options as JSON.
@@ -198,7 +201,7 @@ def parse_job_form(fields: dict[str, str]) -> tuple[JobCreate, dict[str, dict[st
     try:
         form = JobCreate(
             methods=list(dict.fromkeys(raw_methods)),
-            preset=fields.get("preset", "standard").strip() or "standard",
+            preset=fields.get("preset", "").strip() or default_preset,
             name=fields.get("name") or None,
             options=options,
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.messages import StageName
-from shared.options.base import PRESET_NAMES, PresetName, StageOptions
+from shared.options.base import PRESET_NAMES, DeviceClass, PresetName, StageOptions, default_preset_for
 from shared.options.gs import SplatOptions
 from shared.options.nerf import TensorfOptions
 from shared.options.sfm import SfmOptions
@@ -25,10 +25,12 @@ def resolve_options(stage: StageName, preset: PresetName, overrides: dict[str, A
 __all__ = [
     "OPTIONS_BY_STAGE",
     "PRESET_NAMES",
+    "DeviceClass",
     "PresetName",
     "SfmOptions",
     "SplatOptions",
     "StageOptions",
     "TensorfOptions",
+    "default_preset_for",
     "resolve_options",
 ]

@@ -12,6 +12,28 @@ from pydantic import BaseModel, ConfigDict
 
 PresetName = Literal["preview", "standard", "high"]
 PRESET_NAMES: tuple[PresetName, ...] = ("preview", "standard", "high")
+#: What trains the splats and the radiance field: a CUDA GPU or the CPU.
+DeviceClass = Literal["cuda", "cpu"]
+
+
+def default_preset_for(device: DeviceClass | None) -> tuple[PresetName, str]:
+    """The preset to use when none is asked for, and why: the one rule for the CLI, the local mode and the server.
+
+    Args:
+        device: the training device class, or None when it is not known (no training worker reported yet).
+
+    Returns:
+        ``(preset, reason)``: ``standard`` on a CUDA GPU (gsplat's 7k-step recipe), ``preview`` on the CPU (sized
+        to finish a phone clip in minutes), ``standard`` when unknown; the reason is a sentence for the user.
+    """
+    if device == "cuda":
+        return "standard", "a CUDA GPU trains the scenes: the 'standard' preset"
+    if device == "cpu":
+        return (
+            "preview",
+            "no GPU here, training runs on the CPU: the 'preview' preset (standard takes many times longer)",
+        )
+    return "standard", "no training worker has reported its device yet: the 'standard' preset"
 
 
 class StageOptions(BaseModel):

@@ -90,7 +90,9 @@ def finished_job(browser: Any, local_stack: Any, rendered_video: Path, screensho
     page.click("summary:has-text('Advanced')")
     page.fill("#options", json.dumps(TINY_OPTIONS))
     page.fill("#job-name", "Synthetic orbit")
-    page.select_option("#preset", "preview")
+    # The stack's gs worker announced that it trains on the CPU: the form preselects preview and says why.
+    page.wait_for_function("() => document.querySelector('#preset-hint').textContent.includes('no GPU')")
+    assert page.input_value("#preset") == "preview"
     page.click("#upload-submit")
     page.wait_for_url("**/#/jobs/*")
     job_id = page.url.rsplit("/", 1)[-1]

@@ -161,7 +161,7 @@ def test_cli_trains_with_set_overrides_on_the_cpu_default_preset(
     )
     assert code == 0
     captured = capsys.readouterr()
-    assert "using the 'preview' preset" in captured.err  # no --preset on a CPU: preview, and it says so
+    assert "'preview' preset" in captured.err  # no --preset on a CPU: preview, and it says so
     printed = json.loads(captured.out)
     assert printed["iterations"] == 4 and printed["out_dir"] == str(out)
     assert {p.name for p in out.iterdir()} == {"flythrough-nerf.mp4", "tensorf.pt", "report.json"}

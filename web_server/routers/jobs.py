@@ -18,6 +18,7 @@ from shared.errors import StageError
 from shared.messages import STAGES
 from shared.settings import Settings
 from web_server.artifact_names import INPUT_TYPES
+from web_server.capabilities import default_preset
 from web_server.deps import MetricsDep, OrchestratorDep, OwnerDep, SettingsDep, StoreDep
 from web_server.metrics import Metrics
 from web_server.models import JobList, JobPublic, JobStatus, StoredFile, StoredJob
@@ -69,7 +70,12 @@ _UPLOAD_BODY = {
                     "properties": {
                         "video": {"type": "string", "format": "binary", "description": "MP4, MOV, MKV or WebM"},
                         "methods": {"type": "string", "enum": ["gs", "nerf", "gs,nerf"], "default": "gs"},
-                        "preset": {"type": "string", "enum": ["preview", "standard", "high"], "default": "standard"},
+                        "preset": {
+                            "type": "string",
+                            "enum": ["preview", "standard", "high"],
+                            "description": "default: GET /v1/capabilities' default_preset (standard with a GPU, "
+                            "preview without)",
+                        },
                         "name": {"type": "string", "maxLength": 200},
                         "options": {"type": "string", "description": 'JSON, e.g. {"gs": {"iterations": 3000}}'},
                     },
@@ -140,7 +146,8 @@ async def _create_from_upload(
     idempotency_key: str | None,
 ) -> JSONResponse:
     try:
-        form, resolved = parse_job_form(fields)
+        preset = await run_in_threadpool(default_preset, settings, store)
+        form, resolved = parse_job_form(fields, default_preset=preset)
         if video_path is None:
             raise ApiError(422, "VALIDATION_ERROR", "video: the 'video' file part is required.")
         if video_path.stat().st_size == 0:

@@ -12,7 +12,16 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from shared.messages import StageName
-from shared.worker_api import ArtifactInfo, ClaimRequest, Heartbeat, HeartbeatReply, Lease, ResultAck, StageResult
+from shared.worker_api import (
+    ArtifactInfo,
+    ClaimRequest,
+    Heartbeat,
+    HeartbeatReply,
+    Lease,
+    ResultAck,
+    StageResult,
+    WorkerAnnouncement,
+)
 from web_server.artifact_names import content_type, is_stage_artifact
 from web_server.deps import OrchestratorDep, SettingsDep, StoreDep, require_worker
 from web_server.downloads import file_response
@@ -41,6 +50,13 @@ def _refusals_as_problems() -> Iterator[None]:
         raise ApiError(409, exc.code, exc.detail) from exc
     except RejectedError as exc:
         raise ApiError(exc.status, exc.code, exc.detail) from exc
+
+
+@router.post("/workers", status_code=204, response_class=Response, responses={401: _ERRORS[401]})
+def announce_worker(body: WorkerAnnouncement, store: StoreDep) -> Response:
+    """A training worker says what it trains on; ``/v1/capabilities`` advertises the latest announcement."""
+    store.record_worker(body.worker_id, body.stage, body.device, utcnow())
+    return Response(status_code=204)
 
 
 @router.post("/jobs/{job_id}/stages/{stage}/claim", response_model=Lease, responses=_ERRORS)

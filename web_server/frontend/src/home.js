@@ -97,6 +97,16 @@ function uploadSection(ctx) {
     h("option", { value: "standard", text: "Standard", selected: true }),
     h("option", { value: "high", text: "High: slowest, sharpest" }),
   );
+  const presetHint = h("p", { id: "preset-hint", class: "hint", role: "status" });
+  preset.setAttribute("aria-describedby", "preset-hint");
+  // The server knows what its training workers run on: preselect the preset the CLI would choose, and say why.
+  api("/v1/capabilities")
+    .then((caps) => {
+      if (!preset.dataset.touched) preset.value = caps.default_preset;
+      presetHint.textContent = caps.reason;
+    })
+    .catch(() => {});
+  preset.addEventListener("change", () => (preset.dataset.touched = "1"));
   const name = h("input", { id: "job-name", name: "name", type: "text", maxlength: 200, placeholder: "e.g. garden bench", autocomplete: "off" });
   const options = h("textarea", { id: "options", name: "options", rows: 4, spellcheck: "false", placeholder: '{"gs": {"iterations": 3000}}', "aria-describedby": "options-hint" });
   const progress = h("progress", { id: "upload-progress", max: 1, value: 0, hidden: true, "aria-label": "Upload progress" });
@@ -109,7 +119,7 @@ function uploadSection(ctx) {
     { id: "upload-form", class: "upload-form", novalidate: true },
     drop,
     fileInput,
-    h("div", { class: "grid" }, methods, h("div", { class: "field" }, h("label", { for: "preset", text: "Preset" }), preset), h("div", { class: "field" }, h("label", { for: "job-name", text: "Name (optional)" }), name)),
+    h("div", { class: "grid" }, methods, h("div", { class: "field" }, h("label", { for: "preset", text: "Preset" }), preset, presetHint), h("div", { class: "field" }, h("label", { for: "job-name", text: "Name (optional)" }), name)),
     h(
       "details",
       { class: "advanced" },
