@@ -5,14 +5,15 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import sys
 
+from shared.exit_codes import ExitCode
 from shared.stage_cli import (
-    EXIT_STAGE_ERROR,
     add_training_arguments,
     default_preset,
+    invalid_options,
     parse_set_options,
     run_with_progress_bar,
+    stage_command,
 )
 
 
@@ -30,8 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+@stage_command("train-gs")
 def run(args: argparse.Namespace) -> int:
-    """Run the stage for parsed ``args``; returns the exit code."""
+    """Run the stage for parsed ``args``; returns the exit code (``shared.exit_codes``)."""
     from gs_worker.pipeline import train_splats
     from shared.options.gs import SplatOptions
 
@@ -45,12 +47,9 @@ def run(args: argparse.Namespace) -> int:
         overrides.update(parse_set_options(args.set))
         options = SplatOptions.from_preset(preset, **overrides)
     except ValueError as exc:
-        print(f"vid2scene train-gs: invalid options: {exc}", file=sys.stderr)
-        return EXIT_STAGE_ERROR
+        raise invalid_options(exc) from exc
 
-    result = run_with_progress_bar("train-gs", "gs", functools.partial(train_splats, args.scene_dir, args.out, options))
-    if result is None:
-        return EXIT_STAGE_ERROR
+    result = run_with_progress_bar("gs", functools.partial(train_splats, args.scene_dir, args.out, options))
     metrics = result.metrics.model_dump(mode="json", exclude={"heldout_per_frame"})
     print(json.dumps({"out_dir": str(result.out_dir), **metrics}, indent=2))
-    return 0
+    return ExitCode.OK

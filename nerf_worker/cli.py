@@ -5,14 +5,15 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import sys
 
+from shared.exit_codes import ExitCode
 from shared.stage_cli import (
-    EXIT_STAGE_ERROR,
     add_training_arguments,
     default_preset,
+    invalid_options,
     parse_set_options,
     run_with_progress_bar,
+    stage_command,
 )
 
 
@@ -33,8 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+@stage_command("train-nerf")
 def run(args: argparse.Namespace) -> int:
-    """Run the stage for parsed ``args``; returns the exit code."""
+    """Run the stage for parsed ``args``; returns the exit code (``shared.exit_codes``)."""
     from nerf_worker.pipeline import train_tensorf
     from shared.options.nerf import TensorfOptions
 
@@ -45,14 +47,9 @@ def run(args: argparse.Namespace) -> int:
         overrides.update(parse_set_options(args.set))
         options = TensorfOptions.from_preset(preset, **overrides)
     except ValueError as exc:
-        print(f"vid2scene train-nerf: invalid options: {exc}", file=sys.stderr)
-        return EXIT_STAGE_ERROR
+        raise invalid_options(exc) from exc
 
-    result = run_with_progress_bar(
-        "train-nerf", "nerf", functools.partial(train_tensorf, args.scene_dir, args.out, options)
-    )
-    if result is None:
-        return EXIT_STAGE_ERROR
+    result = run_with_progress_bar("nerf", functools.partial(train_tensorf, args.scene_dir, args.out, options))
     summary = {k: result.metrics[k] for k in ("heldout_psnr", "heldout_ssim", "initial_psnr", "iterations", "seconds")}
     print(json.dumps({"out_dir": str(result.out_dir), **summary}, indent=2))
-    return 0
+    return ExitCode.OK

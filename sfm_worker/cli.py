@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import sys
 from pathlib import Path
 
+from shared.exit_codes import ExitCode
 from shared.options.base import PRESET_NAMES
-from shared.stage_cli import EXIT_STAGE_ERROR, run_with_progress_bar
+from shared.stage_cli import invalid_options, run_with_progress_bar, stage_command
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,8 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+@stage_command("sfm")
 def run(args: argparse.Namespace) -> int:
-    """Run the stage for parsed ``args``; returns the exit code."""
+    """Run the stage for parsed ``args``; returns the exit code (``shared.exit_codes``)."""
     from sfm_worker.pipeline import run_sfm
     from shared.options.sfm import SfmOptions
 
@@ -40,11 +41,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         options = SfmOptions.from_preset(args.preset, **overrides)
     except ValueError as exc:
-        print(f"vid2scene sfm: invalid options: {exc}", file=sys.stderr)
-        return EXIT_STAGE_ERROR
+        raise invalid_options(exc) from exc
 
-    result = run_with_progress_bar("sfm", "sfm", functools.partial(run_sfm, args.video, args.out, options))
-    if result is None:
-        return EXIT_STAGE_ERROR
+    result = run_with_progress_bar("sfm", functools.partial(run_sfm, args.video, args.out, options))
     print(json.dumps({"scene_dir": str(result.scene_dir), **result.metrics()}, indent=2))
-    return 0
+    return ExitCode.OK

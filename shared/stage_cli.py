@@ -1,39 +1,66 @@
 """What the stage sub-commands (``vid2scene sfm``, ``train-gs``, ``train-nerf``) share: a progress bar
-around a stage function, and one way to report its typed failure."""
+around a stage function, and one way to report its typed failure as an exit code."""
 
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from shared.errors import StageError
+from shared.errors import ErrorCode, StageError
+from shared.exit_codes import exit_code_for_error
 from shared.options.base import PRESET_NAMES, default_preset_for
 from shared.progress import ProgressFn
-
-#: Exit code of a stage sub-command for a typed stage failure or invalid options.
-EXIT_STAGE_ERROR = 2
 
 _T = TypeVar("_T")
 
 _STEPS = 1000
 _BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {postfix}"
 
+StageCommandFn = Callable[[argparse.Namespace], int]
 
-def run_with_progress_bar(command: str, label: str, stage: Callable[[ProgressFn], _T]) -> _T | None:
-    """Run ``stage(on_progress)`` under a terminal progress bar (on stderr).
+
+def stage_command(command: str) -> Callable[[StageCommandFn], StageCommandFn]:
+    """Decorate a stage sub-command's ``run(args)``: a :class:`~shared.errors.StageError` it raises is
+    printed to stderr as ``vid2scene <command>: <CODE>: <message>`` and becomes the exit code that
+    :func:`shared.exit_codes.exit_code_for_error` gives its code (1 for an unusable input or options,
+    3 for a stage that ran and failed).
 
     Args:
         command: the sub-command, for the error line (``"train-gs"``).
+    """
+
+    def decorate(fn: StageCommandFn) -> StageCommandFn:
+        @functools.wraps(fn)
+        def wrapper(args: argparse.Namespace) -> int:
+            try:
+                return fn(args)
+            except StageError as exc:
+                print(f"vid2scene {command}: {exc.code.value}: {exc.message}", file=sys.stderr)
+                return exit_code_for_error(exc.code)
+
+        return wrapper
+
+    return decorate
+
+
+def invalid_options(exc: ValueError) -> StageError:
+    """The ``INVALID_OPTIONS`` error of options that did not validate (raise it from ``exc``)."""
+    return StageError(ErrorCode.INVALID_OPTIONS, f"invalid options: {exc}")
+
+
+def run_with_progress_bar(label: str, stage: Callable[[ProgressFn], _T]) -> _T:
+    """Run ``stage(on_progress)`` under a terminal progress bar (on stderr).
+
+    Args:
         label: the bar's label (``"gs"``).
         stage: the stage function with everything but its progress callback bound.
 
     Returns:
-        The stage's result, or None after a :class:`~shared.errors.StageError`, which is printed to
-        stderr as ``vid2scene <command>: <CODE>: <message>`` (exit with :data:`EXIT_STAGE_ERROR`).
-        Any other exception propagates.
+        The stage's result. Its exceptions propagate, after the bar is closed.
     """
     from tqdm import tqdm
 
@@ -44,12 +71,7 @@ def run_with_progress_bar(command: str, label: str, stage: Callable[[ProgressFn]
             bar.set_postfix_str(message, refresh=False)
             bar.refresh()
 
-        try:
-            return stage(on_progress)
-        except StageError as exc:
-            bar.close()
-            print(f"vid2scene {command}: {exc.code.value}: {exc.message}", file=sys.stderr)
-            return None
+        return stage(on_progress)
 
 
 def default_preset(command: str, requested: str | None, device: str) -> str:

@@ -3,8 +3,9 @@
 Each command talks to ``--server`` (or ``VID2SCENE_SERVER``) with ``--api-key`` (or
 ``VID2SCENE_API_KEY``). Job ids and paths go to stdout; progress bars and messages to stderr.
 
-Exit codes: 0 success; 1 an error (the API's code and message are printed); 2 a job that ended
-``partial`` (some artifacts exist, a stage failed); 3 a job that ended ``failed`` or ``cancelled``.
+Exit codes are :class:`shared.exit_codes.ExitCode` (the table is in ``docs/cli.md``): 0 success;
+1 an error (the API's code and message are printed, or an unusable input); 2 a partial result (a
+job that ended ``partial``, a download that lacks files); 3 a job that failed or was cancelled.
 """
 
 from __future__ import annotations
@@ -14,23 +15,46 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from shared.exit_codes import ExitCode, exit_code_for_job
 from vid2scene.client import ApiError, JobView, Vid2SceneClient
 from vid2scene.progress_view import StageBars, bytes_bar, bytes_callback
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 
-EXIT_OK, EXIT_ERROR, EXIT_PARTIAL, EXIT_FAILED = 0, 1, 2, 3
+#: The environment variable that names the server when ``--server`` is not given.
+SERVER_ENV = "VID2SCENE_SERVER"
 
 CommandFn = Callable[[argparse.Namespace], int]
 
 
-def exit_code_for(job: JobView) -> int:
-    """The process exit code that a finished job's status stands for."""
-    return {"succeeded": EXIT_OK, "partial": EXIT_PARTIAL}.get(job.status, EXIT_FAILED)
+def exit_code_for(job: JobView) -> ExitCode:
+    """The process exit code that a finished job stands for (:func:`shared.exit_codes.exit_code_for_job`)."""
+    error = job.error or next((stage.error for stage in job.stages if stage.error), None)
+    return exit_code_for_job(job.status, error.code if error else None)
+
+
+def is_input(name: str) -> bool:
+    """Whether an artifact is the uploaded video itself (``input.mp4``, ``input.webm``, ...)."""
+    return name.startswith("input.")
+
+
+def unreachable_hint(server: str) -> str:
+    """What to do when ``server`` cannot be reached: start a local one, or name the right one."""
+    if os.environ.get(SERVER_ENV) == server:
+        source = f"from {SERVER_ENV}"
+    elif server == DEFAULT_SERVER:
+        source = "the default"
+    else:
+        source = "from --server"
+    return (
+        f"Is a vid2scene server running at {server} ({source})? Start one on this machine with "
+        f"`vid2scene serve`, or name yours with --server URL or {SERVER_ENV}=URL; check the URL's scheme, "
+        "host and port."
+    )
 
 
 def parse_methods(text: str) -> list[str]:
@@ -58,8 +82,8 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     """``--server`` and ``--api-key`` (defaults from ``VID2SCENE_SERVER`` / ``VID2SCENE_API_KEY``)."""
     parser.add_argument(
         "--server",
-        default=os.environ.get("VID2SCENE_SERVER", DEFAULT_SERVER),
-        help=f"the vid2scene server (env VID2SCENE_SERVER; default {DEFAULT_SERVER})",
+        default=os.environ.get(SERVER_ENV, DEFAULT_SERVER),
+        help=f"the vid2scene server (env {SERVER_ENV}; default {DEFAULT_SERVER})",
     )
     parser.add_argument(
         "--api-key",
@@ -86,19 +110,26 @@ def add_job_options(parser: argparse.ArgumentParser, *, default_preset: str | No
     parser.add_argument("--name", default=None, help="a label for the job")
 
 
+def report_api_error(exc: ApiError, server: str) -> ExitCode:
+    """Print an API error (and, for an unreachable server, how to fix that); returns ``ExitCode.ERROR``."""
+    print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
+    if exc.code == "SERVER_UNREACHABLE":
+        print(unreachable_hint(server), file=sys.stderr)
+    return ExitCode.ERROR
+
+
 def handles_api_errors(fn: CommandFn) -> CommandFn:
-    """Turn :class:`ApiError` and ``TimeoutError`` into a message on stderr and exit code 1."""
+    """Turn :class:`ApiError` and ``TimeoutError`` into a message on stderr and ``ExitCode.ERROR``."""
 
     @functools.wraps(fn)
     def wrapper(args: argparse.Namespace) -> int:
         try:
             return fn(args)
         except ApiError as exc:
-            print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
-            return EXIT_ERROR
+            return report_api_error(exc, args.server)
         except TimeoutError as exc:
             print(f"error: {exc}", file=sys.stderr)
-            return EXIT_ERROR
+            return ExitCode.ERROR
 
     return wrapper
 
@@ -131,33 +162,61 @@ def follow(client: Vid2SceneClient, job_id: str, *, quiet: bool, timeout_s: floa
 
 
 def fetch_artifacts(
-    client: Vid2SceneClient,
-    job_id: str,
-    out: Path,
-    *,
-    quiet: bool,
-    names: list[str] | None = None,
-    skip_input: bool = False,
+    client: Vid2SceneClient, job_id: str, names: Sequence[str], out: Path, *, quiet: bool
 ) -> list[Path]:
-    """Download a job's artifacts into ``out``, one bar per file; prints each path to stdout.
+    """Download the artifacts ``names`` of a job into ``out``, one bar per file.
 
     Args:
         client: the API client.
         job_id: the job.
-        out: the folder to write into.
+        names: the artifacts to fetch, as the job lists them.
+        out: the folder to write into (created when there is something to write).
         quiet: draw no bars.
-        names: only these artifacts (None: all).
-        skip_input: leave out the uploaded video (``input.*``), which the caller already has.
+
+    Returns:
+        The written paths, in the order of ``names``.
     """
-    listed = [a.name for a in client.get(job_id).artifacts]
-    wanted = [n for n in listed if (names is None or n in names) and not (skip_input and n.startswith("input."))]
     paths = []
-    for name in wanted:
+    for name in names:
         with bytes_bar(name, None, disable=quiet) as bar:
             paths.append(client.download(job_id, name, Path(out) / Path(name).name, on_bytes=bytes_callback(bar)))
-    for path in paths:
-        print(path)
     return paths
+
+
+def wanted_artifacts(job: JobView, *, only: Sequence[str] | None = None, include_input: bool = False) -> list[str]:
+    """The artifacts of ``job`` to download: those in ``only`` (None: all), without the uploaded video
+    (``input.*``) unless ``include_input`` or ``only`` names it."""
+    return [
+        a.name for a in job.artifacts if (a.name in only if only is not None else include_input or not is_input(a.name))
+    ]
+
+
+def missing_outputs(job: JobView, *, only: Sequence[str] | None = None) -> str | None:
+    """Say which of a job's files a download cannot have yet (or ever); None when nothing is missing.
+
+    Args:
+        job: the job as just read.
+        only: the artifacts asked for by name (None: every file of every stage).
+    """
+    listed = {a.name for a in job.artifacts}
+    if only is not None:
+        absent = [name for name in only if name not in listed]
+        if not absent:
+            return None
+        what = ", ".join(absent)
+        if job.status == "succeeded":
+            return f"job {job.id} has no {what}; its files are: {', '.join(sorted(listed)) or 'none'}"
+        return f"job {job.id} is {job.status}: {what} not there" + (" yet" if not job.done else "")
+    unfinished = [s for s in job.stages if s.status != "succeeded"]
+    if job.status == "succeeded" or not unfinished:
+        return None
+    stages = ", ".join(
+        f"{s.name} ({s.status}" + (f", {100 * s.progress:.0f}%" if s.status == "running" else "") + ")"
+        for s in unfinished
+    )
+    if job.done:
+        return f"job {job.id} ended {job.status}: the files of {stages} will not come"
+    return f"job {job.id} is {job.status}: the files of {stages} are not there yet"
 
 
 def describe(job: JobView) -> str:
@@ -187,13 +246,13 @@ def cmd_submit(args: argparse.Namespace) -> int:
     video = Path(args.video)
     if not video.is_file():
         print(f"error: {video} is not a file", file=sys.stderr)
-        return EXIT_ERROR
+        return ExitCode.ERROR
     with _client(args) as client:
         job = upload(client, video, args)
         print(job.id)
         if not args.wait:
             print(f"submitted job {job.id}; follow it with: vid2scene wait {job.id}", file=sys.stderr)
-            return EXIT_OK
+            return ExitCode.OK
         return exit_code_for(follow(client, job.id, quiet=args.quiet))
 
 
@@ -202,7 +261,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     with _client(args) as client:
         job = client.get(args.job)
     print(job.model_dump_json(indent=2) if args.json else describe(job))
-    return EXIT_OK
+    return ExitCode.OK
 
 
 @handles_api_errors
@@ -210,18 +269,36 @@ def cmd_wait(args: argparse.Namespace) -> int:
     with _client(args) as client:
         job = follow(client, args.job, quiet=args.quiet, timeout_s=args.timeout)
         if args.out is not None and job.status in ("succeeded", "partial"):
-            fetch_artifacts(client, job.id, Path(args.out), quiet=args.quiet)
+            names = wanted_artifacts(client.get(job.id), include_input=args.include_input)
+            for path in fetch_artifacts(client, job.id, names, Path(args.out), quiet=args.quiet):
+                print(path)
     return exit_code_for(job)
 
 
 @handles_api_errors
 def cmd_download(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        paths = fetch_artifacts(client, args.job, Path(args.out), quiet=args.quiet, names=args.only)
-    if not paths:
-        print(f"job {args.job} has no artifacts (yet)", file=sys.stderr)
-        return EXIT_ERROR
-    return EXIT_OK
+        job = client.get(args.job)
+        names = wanted_artifacts(job, only=args.only, include_input=args.include_input)
+        for path in fetch_artifacts(client, job.id, names, Path(args.out), quiet=args.quiet):
+            print(path)
+    missing = missing_outputs(job, only=args.only)
+    if missing is None:
+        return ExitCode.OK
+    if args.partial:
+        print(f"{missing} (downloaded {len(names)} file(s); --partial accepts that)", file=sys.stderr)
+        return ExitCode.OK
+    print(f"error: {missing}", file=sys.stderr)
+    if job.status == "succeeded":  # files asked for by a name the job does not have
+        return ExitCode.ERROR
+    if not job.done:
+        print(
+            f"Wait for it and download everything with `vid2scene wait {job.id} -o {args.out}`, "
+            "or pass --partial to accept the files there are.",
+            file=sys.stderr,
+        )
+        return ExitCode.PARTIAL
+    return exit_code_for(job)  # it ended without them: partial, failed or cancelled
 
 
 @handles_api_errors
@@ -229,7 +306,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     with _client(args) as client:
         job = client.cancel(args.job)
     print(f"job {job.id}: {job.status}", file=sys.stderr)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 @handles_api_errors
@@ -240,7 +317,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         print(f"{job.id}  {job.status:<10} {job.name or ''}")
     if page.next_cursor:
         print(f"more: --cursor {page.next_cursor}", file=sys.stderr)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 @handles_api_errors
@@ -248,7 +325,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
     with _client(args) as client:
         client.delete(args.job)
     print(f"deleted job {args.job}", file=sys.stderr)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -270,13 +347,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("job", help="the job id")
     p.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
     p.add_argument("-o", "--out", type=Path, default=None, help="then download the artifacts here")
+    p.add_argument("--include-input", action="store_true", help="with -o, also download the uploaded video")
     add_server_arguments(p)
     p.set_defaults(func=cmd_wait)
 
-    p = subparsers.add_parser("download", help="download a job's artifacts (resumes partial files)")
+    p = subparsers.add_parser(
+        "download",
+        help="download a job's artifacts (resumes partial files)",
+        description=(
+            "Download a job's files into a folder. Exits 0 when it has every file the job produces; when "
+            "files are missing (a job still running, or one that ended partial or failed) it says which "
+            "and exits non-zero, unless --partial."
+        ),
+    )
     p.add_argument("job", help="the job id")
     p.add_argument("-o", "--out", type=Path, required=True, help="folder to write the files into")
     p.add_argument("--only", nargs="+", default=None, metavar="NAME", help="only these artifacts")
+    p.add_argument("--partial", action="store_true", help="accept the files there are (exit 0 when some are missing)")
+    p.add_argument("--include-input", action="store_true", help="also download the uploaded video (input.*)")
     add_server_arguments(p)
     p.set_defaults(func=cmd_download)
 

@@ -7,7 +7,7 @@ by ``VID2SCENE_MONGO_URL``. The API runs under uvicorn in a thread on a free 127
 without API keys; the workers run as threads.
 
 Example:
-    >>> with LocalStack(Path("out/.vid2scene")) as stack:  # doctest: +SKIP
+    >>> with LocalStack(Path(tempfile.mkdtemp())) as stack:  # doctest: +SKIP
     ...     client = Vid2SceneClient(stack.url)
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import os
 import secrets
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -59,6 +60,19 @@ def worker_spec(stage: StageName, device: Device = "auto") -> WorkerSpec:
         raise LocalStackError(f"the {stage} worker is not installed: pip install 'vid2scene[{stage}]'") from exc
     # Structure from motion runs on the CPU wherever it runs: only training stages take a device.
     return module.make_spec(device=device) if stage in TRAINING_STAGES else module.make_spec()
+
+
+def _check_port_free(port: int) -> None:
+    """Raise :class:`LocalStackError` when something already listens on loopback ``port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise LocalStackError(
+                f"the API did not start: port {port} on 127.0.0.1 is in use ({exc.strerror}); stop what uses it, "
+                "or pass --port 0 for any free port"
+            ) from exc
 
 
 @dataclass
@@ -105,6 +119,8 @@ class LocalStack:
     def _start(self) -> None:
         from shared.broker import MemoryBroker
 
+        if self.port:
+            _check_port_free(self.port)
         self.data_dir = Path(self.data_dir).resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         mongo_url = self.mongo_url

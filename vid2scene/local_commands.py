@@ -10,21 +10,28 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import signal
 import sys
+import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from shared.errors import StageError
+from shared.exit_codes import ExitCode, exit_code_for_error
 from shared.options.base import default_preset_for
-from vid2scene.client import ApiError, Vid2SceneClient
+from shared.output_dir import staged_output_dir
+from vid2scene.client import ApiError, JobView, Vid2SceneClient
 from vid2scene.client_commands import (
-    EXIT_ERROR,
     add_job_options,
     exit_code_for,
     fetch_artifacts,
     follow,
     upload,
+    wanted_artifacts,
 )
 from vid2scene.embedded_mongo import EmbeddedMongoError
 from vid2scene.local import LocalStack, LocalStackError, cuda_available
@@ -72,8 +79,10 @@ def merge_options(base: dict[str, dict[str, Any]], extra: dict[str, Any] | None)
     return merged
 
 
-def log_to_file(log_path: Path, *, verbose: bool) -> None:
-    """Send the stack's INFO logs to ``log_path``; the terminal keeps warnings (everything with ``-v``).
+@contextmanager
+def logging_to_file(log_path: Path, *, verbose: int) -> Iterator[None]:
+    """Send the stack's INFO logs to ``log_path`` while the block runs; the terminal keeps warnings
+    (everything with ``-v``).
 
     The progress bars are the terminal's view of a run; the service's request and worker logs
     would tear them apart.
@@ -87,7 +96,61 @@ def log_to_file(log_path: Path, *, verbose: bool) -> None:
     file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     file_handler.setLevel(logging.INFO)
     root.addHandler(file_handler)
+    level = root.level
     root.setLevel(min(root.level or logging.INFO, logging.INFO))
+    try:
+        yield
+    finally:
+        root.removeHandler(file_handler)
+        file_handler.close()
+        root.setLevel(level)
+
+
+@contextmanager
+def run_data_dir(requested: Path | None) -> Iterator[Path]:
+    """The local stack's database and scratch folder for one ``run``.
+
+    Args:
+        requested: ``--data-dir``: kept after the run. None: a fresh folder in the system's
+            temporary directory (``TMPDIR``), outside the output folder, removed when the run ends
+            however it ends.
+    """
+    if requested is not None:
+        yield Path(requested)
+        return
+    folder = Path(tempfile.mkdtemp(prefix="vid2scene-run-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def check_video_locally(video: Path) -> StageError | None:
+    """Probe ``video`` as the server's upload check does (``shared.video.probe_video``); returns the
+    ``INVALID_VIDEO`` error with the server's message, or None for a usable video."""
+    from shared.video import probe_video
+
+    try:
+        probe_video(video)
+    except StageError as exc:
+        return exc
+    return None
+
+
+def publish_artifacts(client: Vid2SceneClient, job: JobView, out: Path, *, quiet: bool) -> list[Path]:
+    """Download a finished job's artifacts (not the uploaded video) and move them into ``out`` together.
+
+    The files go to a hidden sibling of ``out`` first, so a download that breaks leaves ``out`` as it was.
+
+    Returns:
+        The paths in ``out``.
+    """
+    names = wanted_artifacts(job)
+    if not names:
+        return []
+    with staged_output_dir(out, names) as staging:
+        fetch_artifacts(client, job.id, names, staging, quiet=quiet)
+    return [out / name for name in names]
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -95,26 +158,42 @@ def cmd_run(args: argparse.Namespace) -> int:
     demo = bool(args.demo)
     if demo == (args.video is not None):
         print("error: give a VIDEO, or --demo to render the sample video", file=sys.stderr)
-        return EXIT_ERROR
-    if not demo and not Path(args.video).is_file():
-        print(f"error: {args.video} is not a file", file=sys.stderr)
-        return EXIT_ERROR
-    out.mkdir(parents=True, exist_ok=True)
+        return ExitCode.ERROR
+    if not demo:
+        if not Path(args.video).is_file():
+            print(f"error: {args.video} is not a file", file=sys.stderr)
+            return ExitCode.ERROR
+        if (refused := check_video_locally(Path(args.video))) is not None:  # seconds, not a stack start-up
+            print(f"error: {refused.code.value}: {refused.message}", file=sys.stderr)
+            return exit_code_for_error(refused.code)
     gpu = cuda_available() if args.device != "cpu" else False
     args.preset = choose_preset(args.preset, gpu=gpu)
-    if demo:
-        video = render_demo_video(out / "sample")
-        if not gpu and args.preset == "preview":
-            demo_options = {k: v for k, v in DEMO_CPU_OPTIONS.items() if k in ("sfm", *args.methods)}
-            args.options = merge_options(demo_options, args.options)
-    else:
-        video = Path(args.video)
-    stack = LocalStack(data_dir=args.data_dir or out / ".vid2scene", stages=("sfm", *args.methods), device=args.device)
-    log_to_file(stack.data_dir / "logs" / "vid2scene.log", verbose=args.verbose)
+    with run_data_dir(args.data_dir) as data_dir:
+        if demo:
+            video = render_demo_video(data_dir / "sample")
+            if not gpu and args.preset == "preview":
+                demo_options = {k: v for k, v in DEMO_CPU_OPTIONS.items() if k in ("sfm", *args.methods)}
+                args.options = merge_options(demo_options, args.options)
+        else:
+            video = Path(args.video)
+        stack = LocalStack(data_dir=data_dir, stages=("sfm", *args.methods), device=args.device)
+        with logging_to_file(data_dir / "logs" / "vid2scene.log", verbose=args.verbose):
+            code = _run_on_stack(stack, video, out, args)
+        if demo and code in (ExitCode.OK, ExitCode.PARTIAL):
+            (out / "sample").mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(video, out / "sample" / "video.mp4")
+        if code not in (ExitCode.OK, ExitCode.PARTIAL, ExitCode.INTERRUPTED) and args.data_dir is None:
+            print("service logs are not kept; see them with -v, or keep them with --data-dir DIR", file=sys.stderr)
+        return code
+
+
+def _run_on_stack(stack: LocalStack, video: Path, out: Path, args: argparse.Namespace) -> ExitCode:
+    """Start ``stack``, run ``video`` through it and publish the artifacts into ``out``."""
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` cancels the job and stops the stack, as Ctrl-C does
     try:
         with stack:
-            print(f"local vid2scene at {stack.url} (logs: {stack.data_dir / 'logs'})", file=sys.stderr)
+            logs = f"logs: {stack.data_dir / 'logs'}" if args.data_dir is not None else "logs kept with --data-dir"
+            print(f"local vid2scene at {stack.url} ({logs})", file=sys.stderr)
             with Vid2SceneClient(stack.url) as client:
                 job = upload(client, video, args)
                 print(
@@ -126,17 +205,18 @@ def cmd_run(args: argparse.Namespace) -> int:
                 except KeyboardInterrupt:
                     print("\ninterrupted: cancelling the job", file=sys.stderr)
                     client.cancel(job.id)
-                    return 130
+                    return ExitCode.INTERRUPTED
                 if job.status in ("succeeded", "partial"):
-                    fetch_artifacts(client, job.id, out, quiet=args.quiet, skip_input=True)
+                    for path in publish_artifacts(client, job, out, quiet=args.quiet):
+                        print(path)
                     print(f"artifacts in {out}", file=sys.stderr)
                 return exit_code_for(job)
     except (EmbeddedMongoError, LocalStackError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    except ApiError as exc:
+        return ExitCode.ERROR
+    except ApiError as exc:  # the local API refused the job (its options, say)
         print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
-        return EXIT_ERROR
+        return ExitCode.ERROR
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -152,10 +232,9 @@ def _interrupt(signum: int, _frame: object) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir or Path.cwd() / "vid2scene-data")
     stack = LocalStack(data_dir=data_dir, port=args.port, device=args.device)
-    log_to_file(stack.data_dir / "logs" / "vid2scene.log", verbose=args.verbose)
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the stack as cleanly as Ctrl-C
     try:
-        with stack:
+        with logging_to_file(data_dir / "logs" / "vid2scene.log", verbose=args.verbose), stack:
             print(f"vid2scene is serving at {stack.url}  (API docs: {stack.url}/docs; Ctrl-C stops it)", flush=True)
             try:
                 threading.Event().wait()
@@ -163,13 +242,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 print("\nstopping", file=sys.stderr)
     except (EmbeddedMongoError, LocalStackError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    return 0
+        return ExitCode.ERROR
+    return ExitCode.OK
 
 
 def _add_local_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--data-dir", type=Path, default=None, help="database and scratch space (default: OUT/.vid2scene)"
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="keep the database, scratch space and logs here (default: a temporary folder, removed at the end)",
     )
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="training device")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")

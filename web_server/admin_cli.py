@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from shared.exit_codes import ExitCode
 from shared.settings import Settings
 from web_server.api_keys import create_key, list_keys, revoke_key
 from web_server.store import Store, connect
@@ -24,22 +25,22 @@ def _create(args: argparse.Namespace) -> int:
     key, token = create_key(store, args.owner)
     print(f"key {key.id} for {key.owner} (shown once, store it now):", file=sys.stderr)
     print(token)
-    return 0
+    return ExitCode.OK
 
 
 def _list(args: argparse.Namespace) -> int:
     for key in list_keys(_store(), args.owner):
         state = f"revoked {key.revoked_at.isoformat()}" if key.revoked_at else "active"
         print(f"{key.id}\t{key.owner}\t{key.created_at.isoformat()}\t{state}")
-    return 0
+    return ExitCode.OK
 
 
 def _revoke(args: argparse.Namespace) -> int:
     if revoke_key(_store(), args.key_id):
         print(f"revoked {args.key_id}", file=sys.stderr)
-        return 0
+        return ExitCode.OK
     print(f"no active key {args.key_id}", file=sys.stderr)
-    return 1
+    return ExitCode.ERROR
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

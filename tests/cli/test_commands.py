@@ -62,6 +62,21 @@ def test_status_against_an_unreachable_server_prints_the_error_and_exits_1(capsy
     assert "SERVER_UNREACHABLE" in capsys.readouterr().err
 
 
+def test_an_unreachable_server_message_says_how_to_fix_it_and_where_the_url_came_from(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("VID2SCENE_SERVER", raising=False)
+    assert main(["jobs", "--server", "http://127.0.0.1:9"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot reach http://127.0.0.1:9" in err
+    assert "Start one on this machine with `vid2scene serve`" in err
+    assert "--server URL or VID2SCENE_SERVER=URL" in err and "check the URL" in err
+    assert "(from --server)" in err
+    monkeypatch.setenv("VID2SCENE_SERVER", "http://127.0.0.1:9")
+    assert main(["jobs"]) == 1
+    assert "(from VID2SCENE_SERVER)" in capsys.readouterr().err
+
+
 def test_run_without_video_or_demo_is_an_error(capsys: pytest.CaptureFixture[str], tmp_path) -> None:
     assert main(["run", "-o", str(tmp_path)]) == 1
     assert "--demo" in capsys.readouterr().err

@@ -2,33 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from vid2scene.cli import main
 from vid2scene.client import ApiError, Vid2SceneClient
-from vid2scene.embedded_mongo import secantus_available
 from vid2scene.local import LocalStack
 
 pytestmark = pytest.mark.service
-
-
-@pytest.fixture(scope="module")
-def api_only(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    """The local stack without workers: jobs stay queued until cancelled."""
-    if not secantus_available():
-        pytest.skip("the 'local' extra (secantusdb) is not installed")
-    with LocalStack(tmp_path_factory.mktemp("api-only"), stages=()) as stack:
-        yield stack
-
-
-@pytest.fixture(scope="module")
-def small_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from shared.synthetic_scene import render_capture
-
-    return render_capture(tmp_path_factory.mktemp("video"), width=64, height=48, n_frames=8, fps=8.0).video
 
 
 def test_submit_prints_the_job_id_and_status_shows_the_queued_stages(

@@ -50,6 +50,7 @@ def test_run_on_a_rendered_video_downloads_the_artifacts_into_out(e2e_video: Pat
     assert not list(out.glob("input.*"))  # the user's own video is not copied back
     printed = {Path(line).name for line in run.stdout.splitlines()}
     assert {"scene.ply", "scene.splat", "flythrough-gs.mp4"} <= printed
+    assert {p.name for p in out.iterdir()} == printed  # the artifacts and nothing else: no database, no logs
     assert json.loads((out / "report-gs.json").read_text())
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from shared.exit_codes import ExitCode
 from vid2scene.cli import main
 
 
@@ -27,19 +28,19 @@ def test_train_gs_writes_the_artifacts_and_prints_the_metrics(
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
-def test_train_gs_on_cuda_without_a_gpu_exits_with_a_stage_error(
+def test_train_gs_on_cuda_without_a_gpu_exits_3_with_the_stage_error_code(
     tiny_scene: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code = main(["train-gs", str(tiny_scene), "--out", str(tmp_path / "out"), "--device", "cuda"])
-    assert code == 2
+    assert code == ExitCode.FAILED == 3
     assert "CUDA_UNAVAILABLE" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 
-def test_train_gs_rejects_an_unknown_option_without_training(
+def test_train_gs_rejects_an_unknown_option_with_exit_code_1_without_training(
     tiny_scene: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code = main(["train-gs", str(tiny_scene), "--out", str(tmp_path / "out"), "--set", "colour=blue"])
-    assert code == 2
-    assert "invalid options" in capsys.readouterr().err
+    assert code == ExitCode.ERROR == 1
+    assert "INVALID_OPTIONS: invalid options" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

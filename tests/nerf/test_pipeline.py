@@ -15,6 +15,7 @@ from nerf_worker.pipeline import FLYTHROUGH_FILE, MODEL_FILE, REPORT_FILE, NerfR
 from nerf_worker.render import render_image
 from nerf_worker.schedule import GridSchedule
 from shared.errors import Cancelled, ErrorCode, StageError
+from shared.exit_codes import ExitCode
 from shared.image_metrics import psnr
 from shared.manifest import PinholeCamera, SceneManifest
 from tests.nerf.tiny import tiny_options
@@ -145,7 +146,7 @@ def test_cli_reports_a_broken_scene_with_its_code_and_exit_status(
     from vid2scene.cli import main
 
     code = main(["train-nerf", str(tmp_path), "--out", str(tmp_path / "out"), "--device", "cpu", "--depth-weight", "0"])
-    assert code == 2
+    assert code == ExitCode.ERROR == 1  # the input is not a scene: nothing was trained
     assert "INVALID_SCENE" in capsys.readouterr().err
 
 
@@ -173,6 +174,6 @@ def test_cli_refuses_a_malformed_set_option_without_training(
     from vid2scene.cli import main
 
     code = main(["train-nerf", str(nerf_scene), "--out", str(tmp_path / "out"), "--set", "iterations"])
-    assert code == 2
+    assert code == ExitCode.ERROR == 1
     assert "NAME=VALUE" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

@@ -11,6 +11,7 @@ import pytest
 from sfm_worker.pipeline import camera_motion_ratio, check_camera_motion, run_sfm
 from shared.camera_path import look_at
 from shared.errors import Cancelled, ErrorCode, StageError
+from shared.exit_codes import ExitCode
 from shared.options.sfm import SfmOptions
 from shared.synthetic_scene import UP, intrinsics, orbit_cam_from_world, render_view
 from shared.video import encode_h264
@@ -147,11 +148,22 @@ def test_cancelling_during_colmap_stops_the_run_and_leaves_nothing(panning_video
     assert list(tmp_path.iterdir()) == []
 
 
-def test_cli_reports_a_typed_error_with_exit_code_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_reports_an_unusable_video_with_its_code_and_exit_code_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     video = tmp_path / "empty.mp4"
     video.write_bytes(b"")
     code = main(["sfm", str(video), "--out", str(tmp_path / "scene"), "--preset", "preview"])
-    assert code == 2
+    assert code == ExitCode.ERROR == 1  # as `vid2scene run` of the same file: one table (docs/cli.md)
     err = capsys.readouterr().err
     assert "INVALID_VIDEO" in err and "empty" in err
+    assert not (tmp_path / "scene").exists()
+
+
+def test_cli_exits_3_when_the_stage_runs_and_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    video = tmp_path / "short.mp4"
+    encode_h264(video, textured_frames(5, 96, 64, shift_px=4), 30.0)
+    code = main(["sfm", str(video), "--out", str(tmp_path / "scene"), "--preset", "preview"])
+    assert code == ExitCode.FAILED == 3
+    assert "VIDEO_TOO_SHORT" in capsys.readouterr().err
     assert not (tmp_path / "scene").exists()
