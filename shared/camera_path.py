@@ -3,9 +3,12 @@
 Both training stages render their flythrough along :func:`flythrough_path`. It never replays the
 training frames. Two kinds of path:
 
-- ``"orbit"``, for 360° captures: one full turn around the scene's focus point, at the capture's
-  median radius and height (lifted slightly), looking at the focus point, turning the way the
-  capture turned and starting where it started.
+- ``"orbit"``, for captures that walk around the scene: around the scene's focus point, at the
+  capture's median radius and height (lifted slightly), looking at the focus point. A capture that
+  closes the circle (≥ :data:`CLOSED_ORBIT_MIN_SWEEP_DEG`) gets one full turn, the way the capture
+  turned, starting where it started; a capture that swept less gets a swing over the arc it covered
+  (inset by :data:`ARC_INSET_FRACTION` at each end) and back, never through the part of the circle
+  no camera saw — the models know nothing there, and a TensoRF field shows its flat background.
 - ``"spline"``, for everything else: a clamped uniform cubic B-spline whose control points are the
   camera centres in time order, smoothed over time and subsampled, travelled at constant speed.
   Orientations follow the same spline applied to the smoothed forward and down axes, then
@@ -35,6 +38,10 @@ PathKind = Literal["auto", "orbit", "spline"]
 
 #: Swept angle around the focus point from which ``"auto"`` chooses an orbit.
 ORBIT_MIN_SWEEP_DEG = 270.0
+#: Swept angle from which an orbit closes the circle; below it the orbit swings over the captured arc.
+CLOSED_ORBIT_MIN_SWEEP_DEG = 340.0
+#: Share of a captured arc left out at each end of a swinging orbit (the ends were seen from one side only).
+ARC_INSET_FRACTION = 0.05
 #: How far the path is lifted along the up direction, as a fraction of the capture radius.
 LIFT_FRACTION = 0.05
 #: At most this many spline control points (more would follow the hand's jitter).
@@ -139,7 +146,15 @@ def _orbit(cam_from_world: np.ndarray, n_frames: int) -> np.ndarray:
     direction = 1.0 if angles[-1] >= angles[0] else -1.0
     lift = LIFT_FRACTION * float(np.median(np.linalg.norm(rel, axis=1)))
     z = float(np.median(height)) + lift
-    theta = angles[0] + direction * 2.0 * np.pi * np.arange(n_frames) / n_frames  # a closed loop
+    sweep = float(angles.max() - angles.min())
+    if np.degrees(sweep) >= CLOSED_ORBIT_MIN_SWEEP_DEG:
+        theta = angles[0] + direction * 2.0 * np.pi * np.arange(n_frames) / n_frames  # a closed loop
+    else:  # over the covered arc and back: θ eases from one inset end to the other and returns
+        low = float(angles.min()) + ARC_INSET_FRACTION * sweep
+        high = float(angles.max()) - ARC_INSET_FRACTION * sweep
+        ease = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_frames) / n_frames)  # 0 → 1 → 0, smooth
+        start, end = (low, high) if direction > 0 else (high, low)
+        theta = start + (end - start) * ease
     out = np.empty((n_frames, 4, 4))
     for i, th in enumerate(theta):
         position = focus + radius * (np.cos(th) * e1 + np.sin(th) * e2) + z * up

@@ -39,16 +39,20 @@ def _forward_axes(poses: np.ndarray) -> np.ndarray:
     return poses[:, 2, :3]
 
 
-def _assert_smooth(path: np.ndarray, scale: float) -> None:
-    """Second differences of positions and rotations stay small: no jumps or kinks."""
+def _assert_smooth(path: np.ndarray, scale: float, speed: float = 1.0) -> None:
+    """Second differences of positions and rotations stay small: no jumps or kinks.
+
+    ``speed``: how many times faster than one turn in ``len(path)`` frames the path may move (the bounds grow with
+    its square).
+    """
     n = len(path)
     pos = camera_centers(path)
     step = np.linalg.norm(np.diff(pos, axis=0), axis=1)
     second = np.linalg.norm(np.diff(pos, n=2, axis=0), axis=1)
-    assert second.max() <= 100.0 * scale / n**2 + 1e-9
+    assert second.max() <= 100.0 * scale * speed**2 / n**2 + 1e-9
     assert step.max() <= 3.0 * max(step.mean(), 1e-12) + 1e-9  # roughly constant speed
     rot_second = np.linalg.norm(np.diff(path[:, :3, :3], n=2, axis=0), axis=(1, 2))
-    assert rot_second.max() <= 100.0 / n**2 + 1e-9
+    assert rot_second.max() <= 100.0 * speed**2 / n**2 + 1e-9
 
 
 def _assert_rotations_orthonormal(path: np.ndarray) -> None:
@@ -115,7 +119,9 @@ def test_the_path_has_the_requested_number_of_frames_and_accepts_3x4_poses() -> 
 def test_the_path_kind_can_be_forced() -> None:
     train = _orbit_capture(100.0)
     orbit = flythrough_path(train, 60, kind="orbit")
-    assert swept_angle_deg(orbit) > 300.0
+    radii = np.linalg.norm(camera_centers(orbit)[:, [0, 2]], axis=1)
+    assert radii.max() - radii.min() < 0.05  # on a circle around the centre ...
+    assert 80.0 < swept_angle_deg(orbit) < 100.0  # ... over the captured arc only
     assert swept_angle_deg(flythrough_path(train, 60, kind="spline")) < 120.0
 
 
@@ -146,3 +152,24 @@ def test_a_scenes_path_follows_its_frames_in_capture_order_whatever_the_manifest
     )
     path = scene_flythrough_path(manifest, 30)
     np.testing.assert_allclose(path, flythrough_path(poses, 30), atol=1e-9)
+
+
+def _angles_deg(poses: np.ndarray) -> np.ndarray:
+    centers = camera_centers(poses)
+    return np.degrees(np.unwrap(np.arctan2(centers[:, 2], centers[:, 0])))
+
+
+def test_an_orbit_of_an_open_arc_stays_inside_the_captured_arc_and_swings_back_smoothly() -> None:
+    train = _orbit_capture(290.0, jitter=0.01)
+    assert choose_kind(train) == "orbit"
+    path = flythrough_path(train, 120)
+    _assert_rotations_orthonormal(path)
+    # smooth, and back to its start without a jump (it travels the arc twice, eased: ~2.3× a full turn's speed)
+    _assert_smooth(np.concatenate([path, path[:2]]), scale=1.0, speed=2.5)
+    angles = _angles_deg(path) % 360.0
+    captured = _angles_deg(train)
+    assert angles.min() >= captured.min() + 0.04 * 290.0 and angles.max() <= captured.max() - 0.04 * 290.0
+    assert angles.max() - angles.min() >= 0.85 * 290.0  # it still shows (nearly) the whole captured arc
+    centers = camera_centers(path)
+    to_centre = -centers / np.linalg.norm(centers, axis=1, keepdims=True)
+    assert np.all(np.einsum("ni,ni->n", _forward_axes(path), to_centre) > np.cos(np.radians(10)))
