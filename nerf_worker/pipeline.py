@@ -82,7 +82,14 @@ def evaluate(model: TensorVM, data: SceneData, options: TensorfOptions, on_progr
 
     def render(frame: FrameRecord, camera: PinholeCamera) -> np.ndarray:
         pose = frame.cam_from_world_matrix()
-        return render_image(model, camera, pose, min_near=options.min_near, chunk=options.render_chunk).rgb
+        return render_image(
+            model,
+            camera,
+            pose,
+            min_near=options.min_near,
+            chunk=options.render_chunk,
+            step_ratio=options.render_step_ratio,
+        ).rgb
 
     return dict(evaluate_heldout(render, data.manifest, data.test_images, on_progress=on_progress))
 
@@ -101,7 +108,14 @@ def render_flythrough(
 
     def frames() -> Iterator[np.ndarray]:
         for i, pose in enumerate(path_poses):
-            out = render_image(model, camera, pose, min_near=options.min_near, chunk=options.render_chunk)
+            out = render_image(
+                model,
+                camera,
+                pose,
+                min_near=options.min_near,
+                chunk=options.render_chunk,
+                step_ratio=options.render_step_ratio,
+            )
             on_progress((i + 1) / n_frames, f"flythrough frame {i + 1}/{n_frames}")
             yield np.round(out.rgb * 255).astype(np.uint8)
 

@@ -8,6 +8,7 @@ box picks up the model's background colour for the ray's direction.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +40,7 @@ def render_rays(
     min_near: float,
     jitter: bool = False,
     generator: torch.Generator | None = None,
+    step: float | None = None,
 ) -> RayOutput:
     """Render rays through the field.
 
@@ -49,16 +51,18 @@ def render_rays(
         min_near: closest distance sampled in front of the origin.
         jitter: shift each ray's samples by a random fraction of a step (training).
         generator: random source for the jitter.
+        step: distance between samples; None: the model's training step (:attr:`TensorVM.step_size`).
 
     Returns:
         Colour, expected depth and opacity per ray.
     """
     n_rays = len(origins)
-    step = model.step_size
+    step = model.step_size if step is None else step
     near, far = near_far(origins, dirs, model.aabb, min_near)
     far = torch.maximum(far, near)
     span = int(torch.ceil(((far - near) / step).max()).item()) if n_rays else 0
-    n_samples = max(1, min(span + 1, model.max_samples()))
+    diagonal = float((model.aabb[1] - model.aabb[0]).norm())
+    n_samples = max(1, min(span + 1, math.ceil(diagonal / step) + 1))
     k = torch.arange(n_samples, device=origins.device, dtype=origins.dtype)[None]  # [1, S]
     offset = torch.rand(n_rays, 1, generator=generator).to(origins.device) if jitter else 0.5
     k = k + offset
@@ -103,6 +107,7 @@ def render_image(
     *,
     min_near: float,
     chunk: int = 8192,
+    step_ratio: float | None = None,
 ) -> ImageOutput:
     """Render one view ``chunk`` rays at a time, so memory stays bounded at any image size.
 
@@ -112,6 +117,7 @@ def render_image(
         cam_from_world: the view.  # [3 or 4, 4]
         min_near: closest distance sampled in front of the camera.
         chunk: rays rendered at once.
+        step_ratio: the sample spacing in voxel sizes; None: the model's training ``step_ratio``.
 
     Returns:
         Colour, depth and opacity images.
@@ -119,12 +125,13 @@ def render_image(
     device = model.aabb.device
     pose = torch.as_tensor(np.asarray(cam_from_world, dtype=np.float32), device=device)
     origins, dirs = image_rays(camera, pose)
+    step = None if step_ratio is None else model.step_size / model.step_ratio * step_ratio
     rgb = torch.empty(len(origins), 3)
     depth = torch.empty(len(origins))
     opacity = torch.empty(len(origins))
     for start in range(0, len(origins), chunk):
         part = slice(start, start + chunk)
-        out = render_rays(model, origins[part], dirs[part], min_near=min_near)
+        out = render_rays(model, origins[part], dirs[part], min_near=min_near, step=step)
         rgb[part], depth[part], opacity[part] = out.rgb.cpu(), out.depth.cpu(), out.opacity.cpu()
     h, w = camera.height, camera.width
     return ImageOutput(

@@ -28,6 +28,13 @@ class TensorfOptions(StageOptions):
     density_components: int = Field(default=16, ge=1, le=256, description="VM components per split, density")
     appearance_components: int = Field(default=48, ge=1, le=512, description="VM components per split, appearance")
     step_ratio: float = Field(default=0.5, gt=0, le=2, description="ray-marching step, in voxel sizes")
+    render_step_ratio: float = Field(
+        default=0.5,
+        gt=0,
+        le=2,
+        description="ray-marching step when rendering held-out frames and the flythrough, in voxel sizes "
+        "(a step as coarse as a voxel draws concentric rings; training's jitter hides them, a fixed render step not)",
+    )
     density_shift: float = Field(
         default=-10.0, le=0, description="added to the density feature before the softplus: how empty the field starts"
     )

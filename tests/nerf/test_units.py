@@ -57,7 +57,7 @@ def test_near_far_brackets_the_box_and_rays_that_miss_it_are_empty() -> None:
     assert far[1] <= near[1]
 
 
-def test_scene_box_ignores_stray_points_and_covers_the_subject() -> None:
+def test_scene_box_ignores_stray_points_and_covers_the_subject_and_the_cameras() -> None:
     rng = np.random.default_rng(0)
     subject = rng.uniform(-0.4, 0.4, (2000, 3))
     strays = rng.uniform(-40, 40, (20, 3))
@@ -66,7 +66,8 @@ def test_scene_box_ignores_stray_points_and_covers_the_subject() -> None:
     box = scene_box(np.concatenate([subject, strays]), cameras)
     inside = ((subject >= box[0]) & (subject <= box[1])).all(1)
     assert inside.mean() > 0.95
-    assert (box[1] - box[0] < 1.5).all()
+    assert ((cameras > box[0]) & (cameras < box[1])).all()  # what lies beside a camera fills its frames' edges
+    assert (box[1] - box[0] < 2.5).all()  # the strays 40 units away stretch nothing
 
 
 def test_upsampling_schedule_grows_the_grid_through_the_configured_voxel_counts() -> None:
@@ -126,3 +127,35 @@ def test_chunked_rendering_equals_rendering_all_rays_at_once() -> None:
     np.testing.assert_allclose(chunked.rgb, whole.rgb, atol=1e-5)
     np.testing.assert_allclose(chunked.depth, whole.depth, atol=1e-4)
     np.testing.assert_allclose(chunked.opacity, whole.opacity, atol=1e-5)
+
+
+def _slab_model() -> TensorVM:
+    """A field whose only content is a thin opaque slab across the box at z = 0.1 (one voxel thick)."""
+    from nerf_worker.model import LINE_AXES
+
+    model = TensorVM(
+        torch.tensor([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]]), [32, 32, 32], density_components=1, step_ratio=1.0
+    )
+    with torch.no_grad():
+        for plane, line, axis in zip(model.density_planes, model.density_lines, LINE_AXES, strict=True):
+            plane.zero_()
+            line.zero_()
+            if axis == 2:  # the split whose line runs along z: constant plane × a one-voxel bump on the line
+                plane.fill_(1.0)
+                line[0, 0, round((0.1 + 1.0) / 2.0 * 31), 0] = 14.0
+    return model
+
+
+def test_rendering_at_the_render_step_shows_a_thin_surface_evenly_where_the_training_step_draws_rings() -> None:
+    from shared.options.nerf import TensorfOptions
+
+    model = _slab_model()
+    camera = PinholeCamera(fx=30.0, fy=30.0, cx=32.0, cy=24.0, width=64, height=48)
+    pose = look_at(np.array([0.0, -0.3, -0.8]), np.array([0.4, 0.2, 0.1]), UP)  # inside the box, oblique view
+    coarse = render_image(model, camera, pose, min_near=0.05).opacity  # samples one voxel apart: rings
+    fine = render_image(model, camera, pose, min_near=0.05, step_ratio=TensorfOptions().render_step_ratio).opacity
+    seen = fine > 0.5  # pixels whose ray crosses the slab
+    assert seen.mean() > 0.3
+    assert coarse[seen].std() > 3.0 * fine[seen].std()
+    # at the training step a quarter of the surface lets light through between the rings; at the render step ~none
+    assert (coarse[seen] < 0.8).mean() > 0.2 and (fine[seen] < 0.8).mean() < 0.02
