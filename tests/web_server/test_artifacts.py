@@ -79,6 +79,15 @@ def test_the_input_video_is_downloadable(server: Server, tiny_video: bytes) -> N
     assert response.headers["content-type"] == "video/mp4"
 
 
+def test_a_signature_with_non_ascii_characters_is_403_not_a_server_error(server: Server, finished_job: dict) -> None:
+    ply = next(a for a in finished_job["artifacts"] if a["name"] == "scene.ply")
+    path, query = _path_and_query(ply["url"])
+    for sig in ("\x95", "é" * 64, query["sig"][:-1] + "ü"):
+        response = server.client.get(path, params={"exp": query["exp"], "sig": sig})
+        assert response.status_code == 403, response.text
+        assert response.json()["code"] == "INVALID_SIGNATURE"
+
+
 HUGE_POSITION = "9" * 5000  # past int()'s 4,300-digit limit
 
 
