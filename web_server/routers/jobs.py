@@ -283,15 +283,15 @@ def cancel_job(
 def _refuse_if_ended(job: StoredJob) -> None:
     """409 ``JOB_FINISHED`` unless the job is queued or running."""
     if job.status not in ("queued", "running"):
-        raise ApiError(409, "JOB_FINISHED", f"The job already {_ENDED_AS[job.status]}; there is nothing to cancel.")
+        raise ApiError(409, "JOB_FINISHED", f"The job has already {_ENDED_AS[job.status]}; there is nothing to cancel.")
 
 
-#: How an ended job's status reads after "The job already ...".
+#: How an ended job's status reads after "The job has already ...".
 _ENDED_AS: dict[str, str] = {
     "succeeded": "succeeded",
-    "partial": "ended (partly succeeded)",
+    "partial": "ended (some stages succeeded)",
     "failed": "failed",
-    "cancelled": "was cancelled",
+    "cancelled": "been cancelled",
 }
 
 
