@@ -27,6 +27,8 @@ class ErrorCode(StrEnum):
     SERVER_UNREACHABLE = "SERVER_UNREACHABLE"
     CANCELLED = "CANCELLED"
     INTERNAL = "INTERNAL"
+    #: The web server cannot reach MongoDB (answered 503 with ``Retry-After``); not a stage failure.
+    STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
 
 
 #: Codes whose failures may succeed when tried again (on another worker, later). Everything else is
@@ -37,6 +39,7 @@ RETRYABLE: frozenset[ErrorCode] = frozenset(
         ErrorCode.WORKER_LOST,
         ErrorCode.SERVER_UNREACHABLE,
         ErrorCode.INTERNAL,
+        ErrorCode.STORE_UNAVAILABLE,
     }
 )
 

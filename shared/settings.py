@@ -40,9 +40,27 @@ class Settings(BaseSettings):
     # --- secrets ---------------------------------------------------------------------------------
     worker_token: str = Field(default=DEV_SECRET, description="bearer token workers present to /internal/v1")
     signing_secret: str = Field(default=DEV_SECRET, description="HMAC key that signs artifact download URLs")
+    metrics_token: str = Field(
+        default="", description="when set, /metrics needs 'Authorization: Bearer <it>'; empty: /metrics is open"
+    )
     # --- web server ------------------------------------------------------------------------------
     host: str = Field(default="127.0.0.1", description="address the web server binds")
     port: int = Field(default=8000, description="port the web server binds")
+    public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
+        description="the server's URL as clients reach it; absolute URLs the API returns start with it "
+        "(default: http://HOST:PORT, with 127.0.0.1 for a wildcard HOST). Never taken from the request.",
+    )
+    mongo_timeout_ms: int = Field(
+        default=2000, gt=0, description="MongoDB server selection and connect timeout; then 503 STORE_UNAVAILABLE"
+    )
+    openapi_internal: bool = Field(
+        default=False, description="also list the /internal/v1 worker API in /openapi.json and /docs"
+    )
+    queue_snapshot_ms: int = Field(
+        default=500, ge=0, description="queue positions come from a per-stage snapshot at most this old"
+    )
     require_api_key: bool = Field(default=True, description="false only in local mode")
     max_upload_bytes: int = Field(default=4 * 1024**3, gt=0, description="largest accepted upload")
     max_artifact_bytes: int = Field(
@@ -71,6 +89,20 @@ class Settings(BaseSettings):
         le=1024,
         description="CPU threads for training and rendering (default: the CPUs this process may use)",
     )
+
+    @property
+    def public_base_url(self) -> str:
+        """The base of every absolute URL the API returns, without a trailing slash.
+
+        ``public_url`` when set, else ``http://<host>:<port>`` of the bound address (``127.0.0.1`` for a
+        wildcard host such as ``0.0.0.0``). Never derived from a request's ``Host`` header.
+        """
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("", "0.0.0.0") else "[::1]" if self.host == "::" else self.host
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
 
     def require_secrets(self, *names: str) -> Settings:
         """Check that the named secrets were set, unless in local mode; each component names the ones it uses.

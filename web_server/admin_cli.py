@@ -16,7 +16,7 @@ from web_server.store import Store, connect
 
 def _store() -> Store:
     settings = Settings()
-    return Store(connect(settings.mongo_url, settings.mongo_db))
+    return Store(connect(settings.mongo_url, settings.mongo_db, timeout_ms=settings.mongo_timeout_ms))
 
 
 def _create(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""The FastAPI application: routers, problem+json errors, request metrics, and the reaper task."""
+"""The FastAPI application: routers, problem+json errors, request metrics, bounded access logs, the reaper task."""
 
 from __future__ import annotations
 
@@ -18,9 +18,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.broker import Broker, make_broker
 from shared.settings import Settings
+from web_server import api_docs
+from web_server.access_log import install_bounded_access_log
 from web_server.metrics import Metrics
 from web_server.orchestration import Orchestrator
 from web_server.problems import install_problem_handlers
+from web_server.queue_positions import QueuePositions
 from web_server.routers import artifacts, capabilities, events, health, jobs, worker
 from web_server.store import Store, connect, utcnow
 
@@ -56,8 +59,7 @@ class RequestMetricsMiddleware:
             await self.app(scope, receive, send_and_record)
         finally:
             route = scope.get("route")
-            path = getattr(route, "path", None) or "unmatched"
-            self.metrics.count_request(scope["method"], path, status)
+            self.metrics.count_request(scope["method"], getattr(route, "path", None), status)
 
 
 async def run_reaper(orchestrator: Orchestrator, interval_s: float) -> None:
@@ -112,7 +114,7 @@ def create_app(settings: Settings, *, broker: Broker | None = None, db: Database
         raise ValueError("VID2SCENE_REQUIRE_API_KEY=false is only allowed with VID2SCENE_MODE=local")
     owned: list[MongoClient[Any] | Broker] = []  # closed at shutdown
     if db is None:
-        db = connect(settings.mongo_url, settings.mongo_db)
+        db = connect(settings.mongo_url, settings.mongo_db, timeout_ms=settings.mongo_timeout_ms)
         owned.append(db.client)
     if broker is None:
         broker = make_broker(settings.amqp_url, prefix=settings.queue_prefix)
@@ -140,16 +142,22 @@ def create_app(settings: Settings, *, broker: Broker | None = None, db: Database
         version="0.1.0",
         description="Upload a video; get camera poses, Gaussian splats, a TensoRF field and a flythrough.",
         lifespan=lifespan,
+        docs_url=None,  # api_docs serves /docs without a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.store = store
     app.state.broker = broker
     app.state.orchestrator = orchestrator
     app.state.metrics = Metrics()
+    app.state.queue_positions = QueuePositions(store, settings.queue_snapshot_ms / 1000)
     app.state.sse_poll_s = SSE_POLL_S
     install_problem_handlers(app)
+    install_bounded_access_log()
     app.add_middleware(RequestMetricsMiddleware, metrics=app.state.metrics)
-    for module in (jobs, artifacts, events, capabilities, worker, health):
+    for module in (jobs, artifacts, events, capabilities, health, api_docs):
         app.include_router(module.router)
+    # The worker API is for our workers only: left out of the public schema unless asked for.
+    app.include_router(worker.router, include_in_schema=settings.openapi_internal)
     _include_ui(app)
     return app

@@ -1,4 +1,4 @@
-"""FastAPI dependencies as ``Annotated`` aliases: settings, store, orchestrator, the caller, the worker."""
+"""FastAPI dependencies as ``Annotated`` aliases: settings, store, orchestrator, queue positions, the caller, the worker."""
 
 from __future__ import annotations
 
@@ -13,12 +13,16 @@ from web_server.api_keys import owner_for_token
 from web_server.metrics import Metrics
 from web_server.orchestration import Orchestrator
 from web_server.problems import ApiError
+from web_server.queue_positions import QueuePositions
 from web_server.store import Store
 
 LOCAL_OWNER = "local"
 
 _api_key_scheme = HTTPBearer(auto_error=False, scheme_name="ApiKey", description="an API key")
 _worker_scheme = HTTPBearer(auto_error=False, scheme_name="WorkerToken", description="the worker token")
+_metrics_scheme = HTTPBearer(
+    auto_error=False, scheme_name="MetricsToken", description="VID2SCENE_METRICS_TOKEN, when the server sets one"
+)
 
 
 def get_settings(request: Request) -> Settings:
@@ -41,10 +45,16 @@ def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
+def get_queue_positions(request: Request) -> QueuePositions:
+    """The app's queue-position snapshot."""
+    return request.app.state.queue_positions
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[Store, Depends(get_store)]
 OrchestratorDep = Annotated[Orchestrator, Depends(get_orchestrator)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+QueuePositionsDep = Annotated[QueuePositions, Depends(get_queue_positions)]
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_api_key_scheme)]
 
 
@@ -83,6 +93,17 @@ def require_worker(
     token = credentials.credentials if credentials else ""
     if not hmac.compare_digest(token.encode(), settings.worker_token.encode()):
         raise _unauthorized("Send the worker token as 'Authorization: Bearer <token>'.")
+
+
+def require_metrics_token(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_metrics_scheme)], settings: SettingsDep
+) -> None:
+    """401 unless ``VID2SCENE_METRICS_TOKEN`` is empty or the request carries it as a bearer token."""
+    if not settings.metrics_token:
+        return
+    token = credentials.credentials if credentials else ""
+    if not hmac.compare_digest(token.encode(), settings.metrics_token.encode()):
+        raise _unauthorized("Send the metrics token as 'Authorization: Bearer <token>'.")
 
 
 OwnerDep = Annotated[str, Depends(get_owner)]

@@ -1,13 +1,31 @@
-"""Prometheus metrics in the text exposition format: counters kept in process, gauges read from MongoDB."""
+"""Prometheus metrics in the text exposition format: counters kept in process, gauges read from MongoDB.
+
+Every label value comes from a closed set, so no request can add a series: a method outside
+:data:`HTTP_METHODS` is counted as ``other``, and so is a path that matched no route (the route label
+is otherwise the route's template, e.g. ``/v1/jobs/{job_id}``).
+"""
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
+from typing import Final
 
 from shared.messages import STAGES
 from web_server.models import JOB_STATUSES, STAGE_STATUSES
 from web_server.store import Store
+
+#: The methods counted under their own name (RFC 9110's, plus PATCH); any other is ``other``.
+HTTP_METHODS: Final[frozenset[str]] = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+)
+#: The label of an unknown method and of a path that matched no route.
+OTHER: Final[str] = "other"
+
+
+def method_label(method: str) -> str:
+    """``method`` when it is a known HTTP method, else ``other``."""
+    return method if method in HTTP_METHODS else OTHER
 
 
 def _labels(**labels: str) -> str:
@@ -24,10 +42,17 @@ class Metrics:
         self.uploads: Counter[str] = Counter()
         self.upload_bytes = 0
 
-    def count_request(self, method: str, route: str, status: int) -> None:
-        """Count one answered request by method, route template and status."""
+    def count_request(self, method: str, route: str | None, status: int) -> None:
+        """Count one answered request by method, route template and status.
+
+        Args:
+            method: the request method; anything outside :data:`HTTP_METHODS` counts as ``other``.
+            route: the matched route's template, or None (counted as ``other``).
+            status: the answered status; outside 100–599 it counts as 500.
+        """
+        key = (method_label(method), route or OTHER, status if 100 <= status <= 599 else 500)
         with self._lock:
-            self.requests[(method, route, status)] += 1
+            self.requests[key] += 1
 
     def count_upload(self, result: str, size: int = 0) -> None:
         """Count one upload by outcome (``accepted``, ``too_large``, ``invalid_video``, ...) and its bytes."""

@@ -14,11 +14,16 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
+from pymongo.errors import ConnectionFailure
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shared.errors import ErrorCode
 
 logger = logging.getLogger(__name__)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+#: ``Retry-After`` (seconds) of a 503 ``STORE_UNAVAILABLE``.
+STORE_RETRY_AFTER_S = 5
 
 #: The code used when the framework raises a plain HTTP error.
 _STATUS_CODES: dict[int, str] = {
@@ -98,7 +103,8 @@ def _jsonable_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def install_problem_handlers(app: FastAPI) -> None:
-    """Answer :class:`ApiError`, framework HTTP errors and validation errors as problem+json."""
+    """Answer :class:`ApiError`, framework HTTP errors, validation errors and an unreachable MongoDB
+    (503 ``STORE_UNAVAILABLE`` with ``Retry-After``) as problem+json."""
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
@@ -116,6 +122,18 @@ def install_problem_handlers(app: FastAPI) -> None:
         first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
         where = ".".join(str(p) for p in first["loc"])
         return problem_response(422, "VALIDATION_ERROR", f"{where}: {first['msg']}", errors=errors)
+
+    @app.exception_handler(ConnectionFailure)
+    async def _store_unavailable(_request: Request, exc: ConnectionFailure) -> JSONResponse:
+        # pymongo's message lists every server it tried; the first line is enough to tell why.
+        logger.warning("MongoDB unreachable: %s: %.300s", type(exc).__name__, exc)
+        return problem_response(
+            503,
+            ErrorCode.STORE_UNAVAILABLE.value,
+            f"The job store (MongoDB) cannot be reached; try again in {STORE_RETRY_AFTER_S} s. "
+            "If it persists, the operator should check the database.",
+            headers={"Retry-After": str(STORE_RETRY_AFTER_S)},
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:

@@ -24,7 +24,11 @@ def signed_query(secret: str, job_id: str, name: str, now: datetime, ttl_s: int)
 
 
 def verify(secret: str, job_id: str, name: str, exp: int, sig: str, now: datetime) -> bool:
-    """Whether ``sig`` signs this job, name and expiry, and the expiry is in the future."""
+    """Whether ``sig`` signs this job, name and expiry, and the expiry is in the future.
+
+    ``sig`` is whatever the query string held: compared as UTF-8 bytes, since ``hmac.compare_digest``
+    refuses ``str`` arguments with non-ASCII characters.
+    """
     if exp < now.timestamp():
         return False
-    return hmac.compare_digest(signature(secret, job_id, name, exp), sig)
+    return hmac.compare_digest(signature(secret, job_id, name, exp).encode(), sig.encode("utf-8", "surrogatepass"))

@@ -36,18 +36,21 @@ def as_utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC)
 
 
-def connect(mongo_url: str, db_name: str, *, timeout_ms: int = 5000) -> Database:
+def connect(mongo_url: str, db_name: str, *, timeout_ms: int = 2000) -> Database:
     """A database handle on a client that returns aware datetimes.
 
     Args:
         mongo_url: the MongoDB URL.
         db_name: the database name.
-        timeout_ms: server selection timeout.
+        timeout_ms: server selection and connect timeout: how long a call waits for an unreachable
+            MongoDB before it raises (the API then answers 503 ``STORE_UNAVAILABLE``).
 
     Returns:
         The pymongo database.
     """
-    client: pymongo.MongoClient = pymongo.MongoClient(mongo_url, tz_aware=True, serverSelectionTimeoutMS=timeout_ms)
+    client: pymongo.MongoClient = pymongo.MongoClient(
+        mongo_url, tz_aware=True, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms
+    )
     return client[db_name]
 
 

@@ -18,19 +18,9 @@ from web_server.models import (
     VideoPublic,
 )
 from web_server.orchestration import first_error
+from web_server.queue_positions import QueuePositions
 from web_server.signing import signed_query
-from web_server.store import Store, as_utc
-
-
-def queue_position(store: Store, stage_name: str, stage: StoredStage) -> int | None:
-    """1 + the number of stages of the same kind queued before this one; None unless queued."""
-    if stage.status != "queued" or stage.queued_at is None:
-        return None
-    p = f"stages.{stage_name}"
-    ahead = store.jobs.count_documents(
-        {"status": {"$in": ["queued", "running"]}, f"{p}.status": "queued", f"{p}.queued_at": {"$lt": stage.queued_at}}
-    )
-    return ahead + 1
+from web_server.store import as_utc
 
 
 def job_files(job: StoredJob) -> list[StoredFile]:
@@ -52,7 +42,7 @@ def _error_public(error: StoredError | None) -> ErrorPublic | None:
     return ErrorPublic(code=error.code, message=error.message, retryable=error.retryable) if error else None
 
 
-def _stage_public(store: Store, settings: Settings, name: str, stage: StoredStage) -> StagePublic:
+def _stage_public(positions: QueuePositions, settings: Settings, name: str, stage: StoredStage) -> StagePublic:
     return StagePublic(
         status=stage.status,
         progress=stage.progress,
@@ -60,7 +50,7 @@ def _stage_public(store: Store, settings: Settings, name: str, stage: StoredStag
         attempt=stage.attempt,
         max_attempts=settings.max_attempts,
         worker_id=stage.worker_id,
-        queue_position=queue_position(store, name, stage),
+        queue_position=positions.position(name, stage),
         queued_at=as_utc(stage.queued_at),
         started_at=as_utc(stage.started_at),
         finished_at=as_utc(stage.finished_at),
@@ -71,17 +61,18 @@ def _stage_public(store: Store, settings: Settings, name: str, stage: StoredStag
     )
 
 
-def job_public(job: StoredJob, *, store: Store, settings: Settings, base_url: str, now: datetime) -> JobPublic:
+def job_public(job: StoredJob, *, positions: QueuePositions, settings: Settings, now: datetime) -> JobPublic:
     """The public view of a job.
 
     Args:
         job: the stored job.
-        store: for queue positions.
-        settings: signing secret, URL lifetime, attempt limit.
-        base_url: the server's URL as the client reached it (no trailing slash).
+        positions: the queue positions of its queued stages.
+        settings: signing secret, URL lifetime, attempt limit, and the public base URL the artifact
+            URLs start with (``settings.public_base_url``, never the request's ``Host``).
         now: the time the signed URLs are valid from.
     """
-    stages = {name: _stage_public(store, settings, name, job.stages[name]) for name in STAGES if name in job.stages}
+    base_url = settings.public_base_url
+    stages = {name: _stage_public(positions, settings, name, job.stages[name]) for name in STAGES if name in job.stages}
     artifacts = []
     for f in job_files(job):
         query, expires = signed_query(settings.signing_secret, job.id, f.name, now, settings.signed_url_ttl_s)

@@ -54,3 +54,16 @@ def test_deleted_job_is_gone(api_only: LocalStack, small_video: Path) -> None:
         with pytest.raises(ApiError) as info:
             client.get(job.id)
     assert info.value.status == 404
+
+
+def test_local_mode_download_links_point_at_the_loopback_address_the_api_binds(
+    api_only: LocalStack, small_video: Path
+) -> None:
+    import httpx
+
+    with Vid2SceneClient(api_only.url) as client:
+        job = client.submit(small_video, methods=("gs",), preset="preview")
+    response = httpx.get(f"{api_only.url}/v1/jobs/{job.id}", headers={"Host": "evil.example"}, timeout=30)
+    urls = [a["url"] for a in response.json()["artifacts"]]
+    assert urls and all(u.startswith(f"{api_only.url}/v1/jobs/{job.id}/artifacts/") for u in urls), urls
+    assert api_only.url.startswith("http://127.0.0.1:")

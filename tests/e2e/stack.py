@@ -168,6 +168,7 @@ class ServiceStack:
             "VID2SCENE_RETRY_BACKOFF_S": "0.5",
             "VID2SCENE_UNCLAIMED_REQUEUE_S": "20",
             "VID2SCENE_DEVICE": "cpu",
+            "VID2SCENE_OPENAPI_INTERNAL": "true",  # the worker API fuzz reads its schema
         }
         env.update(extra)
         return env

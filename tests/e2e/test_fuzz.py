@@ -1,26 +1,53 @@
 """Schemathesis fuzzes every operation of ``/openapi.json`` on the running server: no answer is a 5xx.
 
 Two runs: the public API with an API key, and the worker API with the worker token (so that both
-get past authentication). The ``coverage`` phase is left out: its generator crashes inside
+get past authentication; the stack lists the worker API in its schema with
+``VID2SCENE_OPENAPI_INTERNAL=true``). Job-id routes get real job ids and artifact names as well as
+random ones (``tests/e2e/fuzz_hooks.py``): one job cancelled at once and one left to run, owned by
+a key of the fuzzer's own. The ``coverage`` phase is left out: its generator crashes inside
 hypothesis on this Python (``SystemError: AST constructor recursion depth mismatch``) — a tool
 bug, not an answer of ours.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.stack import ServiceStack
+from tests.e2e.fuzz_hooks import ARTIFACT_NAMES_ENV, JOB_IDS_ENV
+from tests.e2e.stack import REPO_ROOT, ServiceStack, tiny_options
 from tests.fixtures.executables import find_executable
 
 pytestmark = [pytest.mark.service, pytest.mark.slow, pytest.mark.timeout(400)]
 
 
-def _schemathesis(service: ServiceStack, token: str, path_regex: str, cwd: Path) -> str:
+@dataclass(frozen=True)
+class RealJobs:
+    """Jobs the fuzzer may name: their ids, the artifact names they have, and their owner's key."""
+
+    api_key: str
+    job_ids: tuple[str, ...]
+    artifact_names: tuple[str, ...]
+
+
+@pytest.fixture(scope="module")
+def real_jobs(service: ServiceStack, e2e_video: Path) -> RealJobs:
+    """Two jobs of a key made for the fuzzer: one cancelled at once, one left to run."""
+    api_key = service.create_api_key("fuzzer")
+    with service.client(api_key) as client:
+        cancelled = client.submit(e2e_video, options=tiny_options())
+        client.cancel(cancelled.id)
+        running = client.submit(e2e_video, options=tiny_options())
+    names = ("input.mp4", "sfm.tar", "scene.ply", "scene.splat", "flythrough-gs.mp4", "report-sfm.json")
+    return RealJobs(api_key, (cancelled.id, running.id), names)
+
+
+def _schemathesis(service: ServiceStack, token: str, path_regex: str, cwd: Path, real: RealJobs) -> str:
     st = find_executable("st")
     if st is None:
         pytest.skip("schemathesis is not installed (pip install 'vid2scene[dev]')")
@@ -54,6 +81,13 @@ def _schemathesis(service: ServiceStack, token: str, path_regex: str, cwd: Path)
         text=True,
         timeout=240,
         cwd=cwd,
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])),
+            "SCHEMATHESIS_HOOKS": "tests.e2e.fuzz_hooks",
+            JOB_IDS_ENV: ",".join(real.job_ids),
+            ARTIFACT_NAMES_ENV: ",".join(real.artifact_names),
+        },
         check=False,
     )
     output = run.stdout + run.stderr
@@ -63,10 +97,23 @@ def _schemathesis(service: ServiceStack, token: str, path_regex: str, cwd: Path)
     return output
 
 
-def test_fuzzed_public_api_requests_never_get_a_server_error(service: ServiceStack, tmp_path: Path) -> None:
-    assert service.api_key is not None
-    _schemathesis(service, service.api_key, r"^/(v1|healthz|readyz|metrics)", tmp_path)
+def _paths_requested(service: ServiceStack) -> str:
+    """The web server's log so far (its access log names every path requested)."""
+    assert service.server is not None
+    return service.server.log_path.read_text(errors="replace")
 
 
-def test_fuzzed_worker_api_requests_never_get_a_server_error(service: ServiceStack, tmp_path: Path) -> None:
-    _schemathesis(service, service.worker_token, r"^/internal/", tmp_path)
+def test_fuzzed_public_api_requests_with_real_and_unknown_job_ids_never_get_a_server_error(
+    service: ServiceStack, real_jobs: RealJobs, tmp_path: Path
+) -> None:
+    _schemathesis(service, real_jobs.api_key, r"^/(v1|healthz|readyz|metrics)", tmp_path, real_jobs)
+    log = _paths_requested(service)
+    assert any(f"/v1/jobs/{job_id}/artifacts/" in log for job_id in real_jobs.job_ids)
+
+
+def test_fuzzed_worker_api_requests_with_real_and_unknown_job_ids_never_get_a_server_error(
+    service: ServiceStack, real_jobs: RealJobs, tmp_path: Path
+) -> None:
+    _schemathesis(service, service.worker_token, r"^/internal/", tmp_path, real_jobs)
+    log = _paths_requested(service)
+    assert any(f"/internal/v1/jobs/{job_id}/" in log for job_id in real_jobs.job_ids)

@@ -24,7 +24,20 @@ def test_cancel_marks_running_stages_cancelled_and_the_worker_learns_it(
     assert worker.upload(sfm, lease_id, "sfm.tar", b"x").json()["code"] == "CANCELLED"
     # the record and the uploaded video stay
     assert server.client.get(job["artifacts"][0]["url"]).status_code == 200
-    assert server.client.post(f"/v1/jobs/{job_id}/cancel", headers=server.auth()).status_code == 200
+
+
+def test_cancelling_a_cancelled_job_again_is_409_job_finished_and_changes_nothing(
+    server: Server, tiny_video: bytes
+) -> None:
+    job_id = server.submit(tiny_video).json()["id"]
+    first = server.client.post(f"/v1/jobs/{job_id}/cancel", headers=server.auth())
+    assert first.status_code == 200 and first.json()["status"] == "cancelled"
+    again = server.client.post(f"/v1/jobs/{job_id}/cancel", headers=server.auth())
+    assert again.status_code == 409
+    assert again.headers["content-type"] == "application/problem+json"
+    assert again.json()["code"] == "JOB_FINISHED" and "cancelled" in again.json()["detail"]
+    after = server.client.get(f"/v1/jobs/{job_id}", headers=server.auth()).json()
+    assert after["updated_at"] == first.json()["updated_at"]
 
 
 def test_cancel_of_a_finished_job_is_409(server: Server, worker: FakeWorker, tiny_video: bytes) -> None:

@@ -19,11 +19,11 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from shared.settings import Settings
-from web_server.deps import OwnerDep, SettingsDep, StoreDep
+from web_server.deps import OwnerDep, SettingsDep, StoreDep, get_queue_positions
 from web_server.models import TERMINAL_JOB, StoredJob
 from web_server.problems import Problem
-from web_server.routers.jobs import base_url, owned_job
-from web_server.store import Store, utcnow
+from web_server.routers.jobs import owned_job
+from web_server.store import utcnow
 from web_server.views import job_public
 
 router = APIRouter(prefix="/v1", tags=["events"])
@@ -41,9 +41,9 @@ def _event(kind: str, data: dict[str, Any], event_id: int | None = None) -> str:
     return head + f"data: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
-def _snapshot(request: Request, settings: Settings, store: Store, doc: dict[str, Any]) -> str:
+def _snapshot(request: Request, settings: Settings, doc: dict[str, Any]) -> str:
     job = StoredJob.model_validate(doc)
-    public = job_public(job, store=store, settings=settings, base_url=base_url(request), now=utcnow())
+    public = job_public(job, positions=get_queue_positions(request), settings=settings, now=utcnow())
     return _event("job", public.model_dump(mode="json"), job.version)
 
 
@@ -69,7 +69,7 @@ def job_events(
                 return
             if doc.get("version", 0) != seen:
                 seen = doc.get("version", 0)
-                yield await run_in_threadpool(_snapshot, request, settings, store, doc)
+                yield await run_in_threadpool(_snapshot, request, settings, doc)
                 last_sent = time.monotonic()
                 if doc.get("status") in TERMINAL_JOB:
                     return
@@ -96,7 +96,7 @@ def all_events(request: Request, owner: OwnerDep, settings: SettingsDep, store: 
             for doc in docs:
                 if versions.get(doc["_id"]) != doc.get("version", 0):
                     versions[doc["_id"]] = doc.get("version", 0)
-                    yield await run_in_threadpool(_snapshot, request, settings, store, doc)
+                    yield await run_in_threadpool(_snapshot, request, settings, doc)
                     last_sent = time.monotonic()
             if time.monotonic() - last_sent > KEEPALIVE_S:
                 yield ": keep-alive\n\n"

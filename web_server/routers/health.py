@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from web_server.deps import MetricsDep, StoreDep
+from web_server.deps import MetricsDep, StoreDep, require_metrics_token
 from web_server.models import Health
+from web_server.problems import Problem
 
 router = APIRouter(tags=["health"])
 
@@ -32,7 +33,12 @@ def readyz(request: Request, store: StoreDep) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
 
-@router.get("/metrics", response_class=PlainTextResponse)
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    dependencies=[Depends(require_metrics_token)],
+    responses={401: {"model": Problem, "description": "VID2SCENE_METRICS_TOKEN is set and was not sent"}},
+)
 def metrics(store: StoreDep, counters: MetricsDep) -> PlainTextResponse:
-    """Prometheus text: jobs by status, stages by status, uploads, requests."""
+    """Prometheus text: jobs by status, stages by status, uploads, requests. Needs the metrics token when one is set."""
     return PlainTextResponse(counters.render(store), media_type="text/plain; version=0.0.4")

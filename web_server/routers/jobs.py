@@ -19,7 +19,16 @@ from shared.messages import STAGES
 from shared.settings import Settings
 from web_server.artifact_names import INPUT_TYPES
 from web_server.capabilities import default_preset
-from web_server.deps import MetricsDep, OrchestratorDep, OwnerDep, SettingsDep, StoreDep
+from web_server.deps import (
+    MetricsDep,
+    OrchestratorDep,
+    OwnerDep,
+    QueuePositionsDep,
+    SettingsDep,
+    StoreDep,
+    get_queue_positions,
+    get_settings,
+)
 from web_server.metrics import Metrics
 from web_server.models import JobList, JobPublic, JobStatus, StoredFile, StoredJob
 from web_server.orchestration import Orchestrator
@@ -34,11 +43,6 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 _AUTH = {401: {"model": Problem, "description": "missing or invalid API key"}}
 _NOT_FOUND = {404: {"model": Problem, "description": "no such job (or not yours)"}}
-
-
-def base_url(request: Request) -> str:
-    """The server's URL as this client reached it, without a trailing slash."""
-    return str(request.base_url).rstrip("/")
 
 
 def owned_job(store: Store, job_id: str, owner: str) -> StoredJob:
@@ -111,7 +115,7 @@ async def create_job(
     if idempotency_key:
         doc = await run_in_threadpool(store.jobs.find_one, {"owner": owner, "idempotency_key": idempotency_key})
         if doc is not None:
-            return _accepted(_public(request, settings, store, StoredJob.model_validate(doc)))
+            return _accepted(_public(request, StoredJob.model_validate(doc)))
     try:
         received = await receive_upload(request, settings.data_dir / "uploads", settings.max_upload_bytes)
     except ApiError as exc:
@@ -198,11 +202,12 @@ async def _create_from_upload(
         job = StoredJob.model_validate(first)
     metrics.count_upload("accepted", stored["size"])
     logger.info("job %s created for %s (%s, %d bytes)", job.id, owner, name, stored["size"])
-    return _accepted(_public(request, settings, store, job))
+    return _accepted(_public(request, job))
 
 
-def _public(request: Request, settings: Settings, store: Store, job: StoredJob) -> JobPublic:
-    return job_public(job, store=store, settings=settings, base_url=base_url(request), now=utcnow())
+def _public(request: Request, job: StoredJob) -> JobPublic:
+    """The public view of ``job`` with this app's settings and queue positions."""
+    return job_public(job, positions=get_queue_positions(request), settings=get_settings(request), now=utcnow())
 
 
 def _encode_cursor(created_at: datetime, job_id: str) -> str:
@@ -223,7 +228,6 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
 def list_jobs(
     request: Request,
     owner: OwnerDep,
-    settings: SettingsDep,
     store: StoreDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
@@ -239,41 +243,71 @@ def list_jobs(
     docs = list(store.jobs.find(query).sort([("created_at", -1), ("_id", -1)]).limit(limit + 1))
     jobs = [StoredJob.model_validate(d) for d in docs[:limit]]
     next_cursor = _encode_cursor(jobs[-1].created_at, jobs[-1].id) if len(docs) > limit else None
-    return JobList(items=[_public(request, settings, store, j) for j in jobs], next_cursor=next_cursor)
+    return JobList(items=[_public(request, j) for j in jobs], next_cursor=next_cursor)
 
 
 @router.get("/{job_id}", response_model=JobPublic, responses={**_AUTH, **_NOT_FOUND})
-def get_job(job_id: str, request: Request, owner: OwnerDep, settings: SettingsDep, store: StoreDep) -> JobPublic:
+def get_job(job_id: str, request: Request, owner: OwnerDep, store: StoreDep) -> JobPublic:
     """One job: status, stages, error, queue position, artifacts with signed URLs."""
-    return _public(request, settings, store, owned_job(store, job_id, owner))
+    return _public(request, owned_job(store, job_id, owner))
 
 
 @router.post(
     "/{job_id}/cancel",
     response_model=JobPublic,
-    responses={**_AUTH, **_NOT_FOUND, 409: {"model": Problem, "description": "JOB_FINISHED"}},
+    responses={
+        **_AUTH,
+        **_NOT_FOUND,
+        409: {
+            "model": Problem,
+            "description": "JOB_FINISHED: the job already ended (succeeded, partial, failed, cancelled)",
+        },
+    },
 )
 def cancel_job(
     job_id: str,
     request: Request,
     owner: OwnerDep,
-    settings: SettingsDep,
     store: StoreDep,
     orchestrator: OrchestratorDep,
+    positions: QueuePositionsDep,
 ) -> JobPublic:
-    """Stop a queued or running job; workers stop at their next heartbeat. Files and record stay."""
-    owned_job(store, job_id, owner)
+    """Stop a queued or running job; workers stop at their next heartbeat. Files and record stay.
+
+    A job that already ended, a cancelled one included, answers 409 ``JOB_FINISHED``: cancel stops a
+    job once; the job's ``status`` says how it ended.
+    """
+    _refuse_if_ended(owned_job(store, job_id, owner))
     job = orchestrator.cancel(job_id, utcnow())
     if job is None:
         raise not_found()
-    if job.status != "cancelled":
-        raise ApiError(409, "JOB_FINISHED", f"The job already {job.status}; there is nothing to cancel.")
-    return _public(request, settings, store, job)
+    positions.invalidate()
+    if job.status != "cancelled":  # it ended between the read above and the cancel
+        _refuse_if_ended(job)
+    return _public(request, job)
+
+
+def _refuse_if_ended(job: StoredJob) -> None:
+    """409 ``JOB_FINISHED`` unless the job is queued or running."""
+    if job.status not in ("queued", "running"):
+        raise ApiError(409, "JOB_FINISHED", f"The job has already {_ENDED_AS[job.status]}; there is nothing to cancel.")
+
+
+#: How an ended job's status reads after "The job has already ...".
+_ENDED_AS: dict[str, str] = {
+    "succeeded": "succeeded",
+    "partial": "ended (some stages succeeded)",
+    "failed": "failed",
+    "cancelled": "been cancelled",
+}
 
 
 @router.delete("/{job_id}", status_code=204, response_class=Response, responses={**_AUTH, **_NOT_FOUND})
-def delete_job(job_id: str, owner: OwnerDep, store: StoreDep, orchestrator: OrchestratorDep) -> Response:
+def delete_job(
+    job_id: str, owner: OwnerDep, store: StoreDep, orchestrator: OrchestratorDep, positions: QueuePositionsDep
+) -> Response:
     """Cancel the job if it runs, then delete its files and its record."""
     owned_job(store, job_id, owner)
     orchestrator.delete(job_id, utcnow())
+    positions.invalidate()
     return Response(status_code=204)

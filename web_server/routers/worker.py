@@ -23,7 +23,7 @@ from shared.worker_api import (
     WorkerAnnouncement,
 )
 from web_server.artifact_names import content_type, is_stage_artifact
-from web_server.deps import OrchestratorDep, SettingsDep, StoreDep, require_worker
+from web_server.deps import OrchestratorDep, QueuePositionsDep, SettingsDep, StoreDep, require_worker
 from web_server.downloads import file_response
 from web_server.orchestration import LeaseConflictError, RejectedError
 from web_server.problems import ApiError, Problem
@@ -60,10 +60,14 @@ def announce_worker(body: WorkerAnnouncement, store: StoreDep) -> Response:
 
 
 @router.post("/jobs/{job_id}/stages/{stage}/claim", response_model=Lease, responses=_ERRORS)
-def claim_stage(job_id: str, stage: StageName, body: ClaimRequest, orchestrator: OrchestratorDep) -> Lease:
+def claim_stage(
+    job_id: str, stage: StageName, body: ClaimRequest, orchestrator: OrchestratorDep, positions: QueuePositionsDep
+) -> Lease:
     """Claim the stage for the message the worker received; the lease's ``attempt`` is the n-th grant."""
     with _refusals_as_problems():
-        return orchestrator.claim(job_id, stage, body, utcnow())
+        lease = orchestrator.claim(job_id, stage, body, utcnow())
+    positions.invalidate()  # the stage left its queue: every position behind it moved up
+    return lease
 
 
 @router.post("/jobs/{job_id}/stages/{stage}/heartbeat", response_model=HeartbeatReply, responses=_ERRORS)
