@@ -20,7 +20,8 @@ from python_multipart.multipart import MultipartParseError, MultipartParser, par
 from starlette.concurrency import run_in_threadpool
 
 from shared.messages import STAGES
-from shared.options import resolve_options
+from shared.options import OPTIONS_BY_STAGE, resolve_options
+from shared.options.base import explain_invalid_options
 from web_server.models import JobCreate
 from web_server.problems import ApiError
 
@@ -184,10 +185,7 @@ def parse_job_form(fields: dict[str, str]) -> tuple[JobCreate, dict[str, dict[st
         Raises 422 ``VALIDATION_ERROR`` for bad fields, 422 ``INVALID_OPTIONS`` for bad options.
     """
     raw_methods = [m.strip() for m in fields.get("methods", "gs").split(",") if m.strip()]
-    try:
-        options = json.loads(fields["options"]) if fields.get("options", "").strip() else {}
-    except json.JSONDecodeError as exc:
-        raise ApiError(422, "INVALID_OPTIONS", f"options is not valid JSON: {exc}") from exc
+    options = _parse_options_json(fields.get("options", ""))
     if not isinstance(options, dict) or not all(isinstance(v, dict) for v in options.values()):
         raise ApiError(
             422, "INVALID_OPTIONS", 'options must be a JSON object of objects, e.g. {"gs": {"iterations": 3000}}.'
@@ -214,6 +212,31 @@ def parse_job_form(fields: dict[str, str]) -> tuple[JobCreate, dict[str, dict[st
     for stage in stages:
         try:
             resolved[stage] = resolve_options(stage, form.preset, form.options.get(stage)).model_dump(mode="json")
+        except ValidationError as exc:
+            detail = explain_invalid_options(OPTIONS_BY_STAGE[stage], exc)
+            raise ApiError(422, "INVALID_OPTIONS", f"{stage} options: {detail}.") from exc
         except ValueError as exc:
             raise ApiError(422, "INVALID_OPTIONS", f"{stage} options: {exc}") from exc
     return form, resolved
+
+
+def _parse_options_json(text: str) -> Any:
+    """The ``options`` field parsed as JSON; 422 ``INVALID_OPTIONS`` for anything Python refuses to parse.
+
+    Besides syntax errors that covers integers longer than Python's 4,300-digit conversion limit
+    (``ValueError``) and nesting too deep for the decoder (``RecursionError``).
+    """
+    if not text.strip():
+        return {}
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ApiError(422, "INVALID_OPTIONS", f"options is not valid JSON: {exc}") from exc
+    except ValueError as exc:  # an integer over Python's 4,300-digit conversion limit
+        raise ApiError(
+            422, "INVALID_OPTIONS", "options holds an integer of more than 4300 digits; no option takes such a value."
+        ) from exc
+    except RecursionError as exc:
+        raise ApiError(
+            422, "INVALID_OPTIONS", 'options is nested too deeply; send a flat object per stage, e.g. {"gs": {...}}.'
+        ) from exc

@@ -72,6 +72,13 @@ def test_a_missing_video_field_is_422(server: Server) -> None:
         ({"options": json.dumps({"nerf": {}}), "methods": "gs"}, "INVALID_OPTIONS"),
         ({"options": json.dumps({"mesh": {}})}, "INVALID_OPTIONS"),
         ({"colour": "red"}, "VALIDATION_ERROR"),
+        ({"options": '{"gs": {"iterations": ' + "9" * 5000 + "}}"}, "INVALID_OPTIONS"),
+        ({"options": '{"gs": ' + "[" * 1000 + "]" * 1000 + "}"}, "INVALID_OPTIONS"),
+        ({"options": json.dumps({"sfm": {"seed": 2**70}})}, "INVALID_OPTIONS"),
+        ({"options": '{"gs": {"grow_grad2d": Infinity}}'}, "INVALID_OPTIONS"),
+        ({"options": '{"sfm": {"min_baseline_ratio": 1e999}}'}, "INVALID_OPTIONS"),
+        ({"options": '{"nerf": {"n_voxels_final": 1000000000000}}', "methods": "nerf"}, "INVALID_OPTIONS"),
+        ({"options": json.dumps({"sfm": {"max_num_features": 10**9, "num_threads": 10**6}})}, "INVALID_OPTIONS"),
     ],
 )
 def test_bad_form_fields_are_422_with_a_stable_code(
@@ -80,6 +87,15 @@ def test_bad_form_fields_are_422_with_a_stable_code(
     response = server.submit(tiny_video, **fields)
     assert response.status_code == 422, response.text
     assert response.json()["code"] == code
+    _nothing_created(server)
+
+
+def test_an_out_of_range_option_is_refused_with_its_name_and_allowed_range(server: Server, tiny_video: bytes) -> None:
+    response = server.submit(tiny_video, methods="nerf", options=json.dumps({"nerf": {"n_voxels_final": 10**12}}))
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert "nerf options: n_voxels_final" in detail
+    assert f"at most {512**3}" in detail
     _nothing_created(server)
 
 
