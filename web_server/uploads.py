@@ -16,7 +16,8 @@ from typing import Any
 
 from fastapi import Request
 from pydantic import ValidationError
-from python_multipart.multipart import MultipartParseError, MultipartParser, parse_options_header
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 
 from shared.messages import STAGES
@@ -28,6 +29,8 @@ from web_server.problems import ApiError
 FORM_FIELDS = ("methods", "preset", "name", "options")
 VIDEO_FIELD = "video"
 MAX_FIELD_BYTES = 64 * 1024
+#: The longest multipart boundary (RFC 2046, section 5.1.1).
+MAX_BOUNDARY_CHARS = 70
 #: Slack above the video limit for the multipart framing and the small fields.
 FORM_OVERHEAD_BYTES = 1024 * 1024
 _FLUSH = 256 * 1024
@@ -59,6 +62,7 @@ class _PartCollector:
         self._headers: dict[str, bytes] = {}
         self._name: str | None = None
         self._field = bytearray()
+        self.closed = False  # the closing boundary was seen
 
     def callbacks(self) -> dict[str, Any]:
         return {
@@ -69,6 +73,7 @@ class _PartCollector:
             "on_headers_finished": self._headers_finished,
             "on_part_data": self._part_data,
             "on_part_end": self._part_end,
+            "on_end": self._end,
         }
 
     def _part_begin(self) -> None:
@@ -115,6 +120,9 @@ class _PartCollector:
         if self._name is not None and self._name != VIDEO_FIELD:
             self.result.fields[self._name] = self._field.decode("utf-8", "replace")
 
+    def _end(self) -> None:
+        self.closed = True
+
 
 def too_large(max_bytes: int) -> ApiError:
     """413 ``VIDEO_TOO_LARGE``."""
@@ -142,6 +150,13 @@ async def receive_upload(request: Request, upload_dir: Path, max_video_bytes: in
     boundary = params.get(b"boundary")
     if kind != b"multipart/form-data" or not boundary:
         raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "Send the upload as multipart/form-data.")
+    if len(boundary) > MAX_BOUNDARY_CHARS:
+        raise ApiError(
+            422,
+            "VALIDATION_ERROR",
+            f"The multipart boundary is {len(boundary)} characters long; at most {MAX_BOUNDARY_CHARS} are allowed "
+            "(RFC 2046). Let your HTTP client choose the boundary.",
+        )
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_video_bytes + FORM_OVERHEAD_BYTES:
         raise too_large(max_video_bytes)
@@ -157,12 +172,18 @@ async def receive_upload(request: Request, upload_dir: Path, max_video_bytes: in
                     await run_in_threadpool(out.write, bytes(collector.pending))
                     collector.pending.clear()
             parser.finalize()
+            if not collector.closed:
+                raise ApiError(
+                    422,
+                    "VALIDATION_ERROR",
+                    "The multipart body ends before its closing boundary: the upload was cut off. Send it again.",
+                )
             if collector.pending:
                 await run_in_threadpool(out.write, bytes(collector.pending))
     except UploadTooLargeError:
         video_path.unlink(missing_ok=True)
         raise too_large(max_video_bytes) from None
-    except MultipartParseError as exc:
+    except FormParserError as exc:
         video_path.unlink(missing_ok=True)
         raise ApiError(422, "VALIDATION_ERROR", f"The multipart body is malformed: {exc}") from exc
     except BaseException:

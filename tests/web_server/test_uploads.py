@@ -198,3 +198,29 @@ def test_concurrent_uploads_each_get_a_job(server: Server, tiny_video: bytes) ->
     assert len(set(ids)) == 3
     listed = server.client.get("/v1/jobs", headers=server.auth()).json()["items"]
     assert {j["id"] for j in listed} == set(ids)
+
+
+def test_a_boundary_longer_than_rfc_2046_allows_is_422_not_500(server: Server, tiny_video: bytes) -> None:
+    boundary = "b" * 300
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="video"; filename="a.mp4"\r\n\r\n'.encode()
+        + tiny_video
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    headers = {**server.auth(), "Content-Type": f"multipart/form-data; boundary={boundary}"}
+    response = server.client.post("/v1/jobs", headers=headers, content=body)
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "VALIDATION_ERROR"
+    assert "boundary" in response.json()["detail"]
+    _nothing_created(server)
+
+
+def test_a_body_without_its_closing_boundary_is_refused_as_cut_off(server: Server, tiny_video: bytes) -> None:
+    body = b'--XyZ\r\nContent-Disposition: form-data; name="video"; filename="a.mp4"\r\n\r\n' + tiny_video
+    headers = {**server.auth(), "Content-Type": "multipart/form-data; boundary=XyZ"}
+    response = server.client.post("/v1/jobs", headers=headers, content=body)
+    assert response.status_code == 422
+    assert response.json()["code"] == "VALIDATION_ERROR"
+    assert "cut off" in response.json()["detail"]
+    _nothing_created(server)
