@@ -23,6 +23,7 @@ from web_server.orchestration import Orchestrator
 from web_server.problems import install_problem_handlers
 from web_server.routers import artifacts, events, health, jobs, worker
 from web_server.store import Store, connect, utcnow
+from web_server.upload_slots import UploadSlots
 
 logger = logging.getLogger(__name__)
 
@@ -146,6 +147,7 @@ def create_app(settings: Settings, *, broker: Broker | None = None, db: Database
     app.state.broker = broker
     app.state.orchestrator = orchestrator
     app.state.metrics = Metrics()
+    app.state.upload_slots = UploadSlots(settings.max_concurrent_uploads_per_key)
     app.state.sse_poll_s = SSE_POLL_S
     install_problem_handlers(app)
     app.add_middleware(RequestMetricsMiddleware, metrics=app.state.metrics)

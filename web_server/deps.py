@@ -14,6 +14,7 @@ from web_server.metrics import Metrics
 from web_server.orchestration import Orchestrator
 from web_server.problems import ApiError
 from web_server.store import Store
+from web_server.upload_slots import UploadSlots
 
 LOCAL_OWNER = "local"
 
@@ -41,10 +42,16 @@ def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
+def get_upload_slots(request: Request) -> UploadSlots:
+    """The app's per-owner count of uploads in flight."""
+    return request.app.state.upload_slots
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[Store, Depends(get_store)]
 OrchestratorDep = Annotated[Orchestrator, Depends(get_orchestrator)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+UploadSlotsDep = Annotated[UploadSlots, Depends(get_upload_slots)]
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_api_key_scheme)]
 
 
