@@ -294,9 +294,9 @@ def _declared_duration_s(container: InputContainer, stream: VideoStream) -> floa
 
 
 def _tail_end_s(
-    container: InputContainer, stream: VideoStream, seek_to_s: float | None, work: ProbeWork
+    container: InputContainer, stream: VideoStream, seek_to_s: float | None, work: ProbeWork, max_packets: int
 ) -> tuple[float | None, bool]:
-    """Demux at most :data:`TAIL_PACKETS` packets from ``seek_to_s`` (the start when None or unseekable).
+    """Demux at most ``max_packets`` packets from ``seek_to_s`` (the start when None or unseekable).
 
     Returns:
         The latest end time (pts + duration, seconds) of the packets seen, and whether the end of
@@ -317,7 +317,7 @@ def _tail_end_s(
         if packet.pts is not None and packet.time_base is not None:
             end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
             last = end if last is None else max(last, end)
-        if work.packets_demuxed >= TAIL_PACKETS:
+        if work.packets_demuxed >= max_packets:
             return last, False
     return last, True
 
@@ -330,7 +330,8 @@ def probe_video_header(path: Path, limits: VideoLimits, *, work: ProbeWork | Non
     Matroska duration × rate), the duration and the pixel rate. FFmpeg's stream analysis runs with
     decoding switched off. A Matroska/WebM file is then checked for truncation by demuxing at most
     :data:`TAIL_PACKETS` packets from just before its declared end (a cut file's last frame ends
-    well before it); an MP4 by comparing the end of its index with the file size. Rotation is read
+    well before it), or, without a declared duration (a live recording), by counting its packets up
+    to the frame limit; an MP4 by comparing the end of its index with the file size. Rotation is read
     from the MP4/QuickTime track header (Matroska files report 0; the SfM worker applies the
     rotation it decodes).
 
@@ -375,12 +376,14 @@ def probe_video_header(path: Path, limits: VideoLimits, *, work: ProbeWork | Non
             duration = declared or 0.0
         else:
             seek_to = declared - _TAIL_SECONDS if declared else None
-            frames_end, at_eof = _tail_end_s(container, stream, seek_to, work)
+            # Without a declared duration (a live recording) the packets are counted up to the frame limit.
+            budget = TAIL_PACKETS if declared else limits.max_frames + 1
+            frames_end, at_eof = _tail_end_s(container, stream, seek_to, work, budget)
             if frames_end is None:
                 raise _invalid(path, "no frame was found: the file is truncated or corrupt", hint=_TRUNCATED_HINT)
             if declared is None:  # no duration in the headers: a short file was demuxed in full, else refuse
                 if not at_eof:
-                    raise _too_long(path, f"it has more than {TAIL_PACKETS} frames and its headers give no duration")
+                    raise _too_long(path, f"it has more than {limits.max_frames} frames", frames=work.packets_demuxed)
                 frames, duration = work.packets_demuxed, frames_end
                 fps = frames / duration if duration > 0 else fps
                 _check_limits(path, limits, frames, duration, width * height * fps)

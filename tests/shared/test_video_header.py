@@ -105,3 +105,14 @@ def test_an_mp4_with_its_index_first_and_its_frames_cut_is_truncated(tmp_path: P
     error, work = _refusal(cut(full, 0.6))
     assert error.code is ErrorCode.INVALID_VIDEO and "its last frames are cut off" in error.message
     assert work.packets_demuxed == 0
+
+
+def test_a_live_recording_without_a_duration_is_counted_up_to_the_frame_limit(tmp_path: Path) -> None:
+    live = encode_video(tmp_path / "recorded.webm", "libvpx-vp9", 50, live=True)
+    work = ProbeWork()
+    info = probe_video_header(live, LIMITS, work=work)
+    assert (info.frame_count, work.packets_demuxed) == (50, 50)
+    assert info.duration_s == pytest.approx(probe_video(live).duration_s, abs=0.01)
+    error, work = _refusal(live, LIMITS.model_copy(update={"max_frames": 40}))
+    assert error.code is ErrorCode.VIDEO_TOO_LONG
+    assert work.packets_demuxed == 41  # it stopped one past the limit
