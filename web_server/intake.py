@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import anyio
 from fastapi import Request
 from pymongo.errors import DuplicateKeyError
 from starlette.concurrency import run_in_threadpool
@@ -85,34 +86,88 @@ async def _checked_video(spool: VideoSpool, settings: Settings, has_video: bool)
         raise ApiError(422, exc.code.value, exc.message) from exc
 
 
-def _job_document(
+def _request_document(
     job_id: str,
     owner: str,
     form: JobCreate,
     resolved: dict[str, dict[str, Any]],
-    video: dict[str, Any],
-    input_file: StoredFile,
+    fingerprint: str,
+    idempotency_key: str | None,
 ) -> dict[str, Any]:
-    now = input_file.created_at
-    return {
+    """The job document's fields that come from the request."""
+    doc: dict[str, Any] = {
         "_id": job_id,
         "owner": owner,
         "name": form.name,
         "methods": form.methods,
         "preset": form.preset,
-        "status": "queued",
-        "version": 0,
-        "created_at": now,
-        "updated_at": now,
-        "finished_at": None,
-        "input": input_file.model_dump(),
-        "video": video,
+        "request_sha256": fingerprint,
         "stages": {
             stage: {"status": "pending", "options": resolved[stage], "attempt": 0, "progress": 0.0, "message": ""}
             for stage in STAGES
             if stage in resolved
         },
     }
+    if idempotency_key:
+        doc["idempotency_key"] = idempotency_key
+    return doc
+
+
+def _job_document(input_file: StoredFile) -> dict[str, Any]:
+    """The job document's fields that come from the stored input: status, timestamps, the file."""
+    now = input_file.created_at
+    return {
+        "status": "queued",
+        "version": 0,
+        "created_at": now,
+        "updated_at": now,
+        "finished_at": None,
+        "input": input_file.model_dump(),
+    }
+
+
+def _count_refusal(metrics: Metrics, exc: ApiError) -> None:
+    codes = {"INVALID_VIDEO": "invalid_video", "VIDEO_TOO_LONG": "too_long"}
+    statuses = {413: "too_large", 408: "stalled"}
+    metrics.count_upload(codes.get(exc.code) or statuses.get(exc.status, "rejected"))
+
+
+async def _create(
+    store: Store,
+    orchestrator: Orchestrator,
+    spool: VideoSpool,
+    doc: dict[str, Any],
+    video: dict[str, Any],
+) -> StoredJob:
+    """Finish the GridFS file as ``input.<container>`` and insert the job ``doc`` pointing at it.
+
+    A lost ``Idempotency-Key`` race deletes this upload's file and answers as a replay would.
+    """
+    upload = spool.upload
+    assert upload is not None
+    name = f"input.{video['container']}"
+    content_type = INPUT_TYPES[video["container"]]
+    await run_in_threadpool(upload.close, filename=name, metadata={"name": name, "content_type": content_type})
+    now = utcnow()
+    input_file = StoredFile(
+        name=name,
+        stage="upload",
+        content_type=content_type,
+        created_at=now,
+        file_id=upload.file_id,
+        size=upload.length,
+        sha256=upload.sha256,
+    )
+    doc.update(_job_document(input_file), video=video)
+    try:
+        return await run_in_threadpool(orchestrator.create_job, doc, now)
+    except DuplicateKeyError:  # a concurrent request with the same key won the race
+        key = {"owner": doc["owner"], "idempotency_key": doc.get("idempotency_key")}
+        winner = await run_in_threadpool(store.jobs.find_one, key)
+        if winner is None:
+            raise
+        await run_in_threadpool(spool.discard)
+        return _replayed(winner, doc["request_sha256"])
 
 
 async def accept_upload(
@@ -148,10 +203,7 @@ async def accept_upload(
     try:
         try:
             received = await receive_upload(
-                request,
-                spool,
-                max_video_bytes=settings.max_upload_bytes,
-                idle_timeout_s=settings.upload_idle_timeout_s,
+                request, spool, max_video_bytes=settings.max_upload_bytes, idle_timeout_s=settings.upload_idle_timeout_s
             )
             form, resolved = parse_job_form(received.fields)
             fingerprint = request_fingerprint(spool.sha256, form)
@@ -159,40 +211,17 @@ async def accept_upload(
                 return _replayed(first, fingerprint)
             video = await _checked_video(spool, settings, received.has_video)
         except ApiError as exc:
-            outcomes = {413: "too_large", 408: "stalled"}
-            codes = {"INVALID_VIDEO": "invalid_video", "VIDEO_TOO_LONG": "too_long"}
-            metrics.count_upload(codes.get(exc.code) or outcomes.get(exc.status, "rejected"))
+            _count_refusal(metrics, exc)
             raise
-        assert upload is not None
-        name = f"input.{video['container']}"
-        content_type = INPUT_TYPES[video["container"]]
-        await run_in_threadpool(upload.close, filename=name, metadata={"name": name, "content_type": content_type})
-        input_file = StoredFile(
-            name=name,
-            stage="upload",
-            content_type=content_type,
-            created_at=utcnow(),
-            file_id=upload.file_id,
-            size=upload.length,
-            sha256=upload.sha256,
-        )
-        doc = _job_document(job_id, owner, form, resolved, video, input_file)
-        doc["request_sha256"] = fingerprint
-        if idempotency_key:
-            doc["idempotency_key"] = idempotency_key
-        try:
-            job = await run_in_threadpool(orchestrator.create_job, doc, input_file.created_at)
-        except DuplicateKeyError:  # a concurrent request with the same key won the race
-            winner = await run_in_threadpool(store.jobs.find_one, {"owner": owner, "idempotency_key": idempotency_key})
-            if winner is None:
-                raise
-            await run_in_threadpool(spool.discard)
-            return _replayed(winner, fingerprint)
+        doc = _request_document(job_id, owner, form, resolved, fingerprint, idempotency_key)
+        job = await _create(store, orchestrator, spool, doc, video)
     except BaseException:
-        await run_in_threadpool(_discard, store, spool, job_id)
+        with anyio.CancelScope(shield=True):  # clean up even when the request is being cancelled
+            await run_in_threadpool(_discard, store, spool, job_id)
         raise
     finally:
         spool.remove_file()
-    metrics.count_upload("accepted", input_file.size)
-    logger.info("job %s created for %s (%s, %d bytes)", job.id, owner, name, input_file.size)
+    if job.id == job_id:
+        metrics.count_upload("accepted", job.input.size)
+        logger.info("job %s created for %s (%s, %d bytes)", job.id, owner, job.input.name, job.input.size)
     return job

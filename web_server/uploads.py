@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import anyio
 from fastapi import Request
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -295,7 +296,7 @@ async def receive_upload(
         raise ApiError(422, "VALIDATION_ERROR", f"The multipart body is malformed: {exc}") from exc
     finally:
         if in_flight is not None:  # let the last write finish before the caller discards the spool
-            with contextlib.suppress(Exception):
+            with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
                 await in_flight
         spool.close_file()
     return collector.result
