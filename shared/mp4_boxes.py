@@ -1,8 +1,10 @@
-"""Reading MP4/QuickTime box headers straight from the file: is it cut off, and how is its video rotated.
+"""Reading MP4/QuickTime box headers straight from the file: is it cut off, and its video track's frame count,
+duration and rotation.
 
-The upload check needs both without decoding (``shared.video.probe_video_header``): FFmpeg refuses
+The upload check needs these without decoding (``shared.video.probe_video_header``): FFmpeg refuses
 an MP4 whose index (``moov``) was cut off with a generic "invalid data", and PyAV exposes a
-stream's display matrix only on decoded frames. Only box headers and the small ``tkhd``/``hdlr``
+stream's display matrix only on decoded frames, and parsing a million-frame index costs FFmpeg
+tens of MB before anything can be checked. Only box headers and the small ``tkhd``/``hdlr``
 boxes are read; every other box is skipped by seeking, so the work is bounded by the number of
 boxes, not by the size of the file or of its index.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -84,16 +87,57 @@ def _matrix_rotation(f: BinaryIO, tkhd: tuple[int, int]) -> int:
     return round(degrees / 90.0) % 4 * 90
 
 
-def video_rotation(path: Path) -> int:
-    """The counter-clockwise display rotation of the first video track (0, 90, 180 or 270), from its ``tkhd`` matrix.
+@dataclass(frozen=True)
+class VideoTrack:
+    """What the first video track's headers say, read before FFmpeg parses its (possibly huge) sample index."""
 
-    The same convention as ``av.VideoFrame.rotation``; 0 when there is no readable video track.
+    sample_count: int  # frames, from ``stsz``/``stz2`` (0 in a fragmented file)
+    duration_s: float | None  # from ``mdhd``
+    rotation_deg: int  # counter-clockwise, from ``tkhd``, as ``av.VideoFrame.rotation``
+
+
+def _sample_count(f: BinaryIO, trak: tuple[int, int]) -> int:
+    box = trak
+    for kind in (b"mdia", b"minf", b"stbl"):
+        found = _child(f, *box, kind)
+        if found is None:
+            return 0
+        box = found
+    for kind in (b"stsz", b"stz2"):
+        table = _child(f, *box, kind)
+        if table is not None:
+            f.seek(table[0] + 8)  # version + flags, sample_size (stz2: reserved + field_size)
+            return struct.unpack(">I", f.read(4))[0]
+    return 0
+
+
+def _media_duration_s(f: BinaryIO, trak: tuple[int, int]) -> float | None:
+    mdia = _child(f, *trak, b"mdia")
+    mdhd = _child(f, *mdia, b"mdhd") if mdia else None
+    if mdhd is None:
+        return None
+    f.seek(mdhd[0])
+    if f.read(1)[0] == 1:
+        f.seek(mdhd[0] + 4 + 16)
+        timescale, duration = struct.unpack(">IQ", f.read(12))
+    else:
+        f.seek(mdhd[0] + 4 + 8)
+        timescale, duration = struct.unpack(">II", f.read(8))
+    return duration / timescale if timescale else None
+
+
+def video_track(path: Path) -> VideoTrack | None:
+    """The first video track's frame count, duration and rotation from its box headers; None when there is none.
+
+    Reads a handful of small boxes (``tkhd``, ``hdlr``, ``mdhd``, the ``stsz`` header), whatever
+    the size of the index.
     """
     size = path.stat().st_size
     with path.open("rb") as f:
-        moov = _child(f, 0, size, b"moov")
+        first = next(_boxes(f, 0, size), None)
+        moov = _child(f, 0, size, b"moov") if first is not None and first[0] in _FIRST_BOXES else None
         if moov is None:
-            return 0
+            return None
         for kind, payload, box_end in _boxes(f, *moov):
             if kind != b"trak":
                 continue
@@ -101,5 +145,9 @@ def video_rotation(path: Path) -> int:
             if _handler(f, trak) != b"vide":
                 continue
             tkhd = _child(f, *trak, b"tkhd")
-            return _matrix_rotation(f, tkhd) if tkhd else 0
-    return 0
+            return VideoTrack(
+                sample_count=_sample_count(f, trak),
+                duration_s=_media_duration_s(f, trak),
+                rotation_deg=_matrix_rotation(f, tkhd) if tkhd else 0,
+            )
+    return None

@@ -101,8 +101,9 @@ class VideoLimits(BaseModel):
 
 @dataclass
 class ProbeWork:
-    """What :func:`probe_video_header` did: the packets it demuxed (it decodes none)."""
+    """What :func:`probe_video_header` did (it decodes nothing)."""
 
+    opened_container: bool = False  # whether FFmpeg was asked to parse the file (an MP4 over the limits is not)
     packets_demuxed: int = 0
 
 
@@ -333,7 +334,8 @@ def probe_video_header(path: Path, limits: VideoLimits, *, work: ProbeWork | Non
     well before it), or, without a declared duration (a live recording), by counting its packets up
     to the frame limit; an MP4 by comparing the end of its index with the file size. Rotation is read
     from the MP4/QuickTime track header (Matroska files report 0; the SfM worker applies the
-    rotation it decodes).
+    rotation it decodes). An MP4's frame count and duration are read from its box headers first,
+    so a bomb with a million-entry index is refused before FFmpeg allocates that index.
 
     Args:
         path: the uploaded file.
@@ -350,6 +352,10 @@ def probe_video_header(path: Path, limits: VideoLimits, *, work: ProbeWork | Non
     """
     path = Path(path)
     work = work if work is not None else ProbeWork()
+    track = mp4_boxes.video_track(path) if path.is_file() else None
+    if track is not None:  # refuse a huge MP4 index before FFmpeg parses it
+        _check_limits(path, limits, track.sample_count, track.duration_s, 0.0)
+    work.opened_container = True
     container = _open(path, _NO_DECODING)
     try:
         container_name, codec, stream = _video_stream(path, container)
@@ -391,7 +397,7 @@ def probe_video_header(path: Path, limits: VideoLimits, *, work: ProbeWork | Non
                 if at_eof and frames_end < declared - _truncation_tolerance_s(declared, fps):
                     raise _cut_short(path, declared, frames_end)
                 duration = declared
-        rotation = mp4_boxes.video_rotation(path) if is_mp4 else 0
+        rotation = track.rotation_deg if is_mp4 and track is not None else 0
         if rotation in (90, 270):
             width, height = height, width
         return VideoInfo(
