@@ -107,7 +107,7 @@ class ProbeWork:
     packets_demuxed: int = 0
 
 
-def _open(path: Path, options: dict[str, str] | None = None):  # -> av.container.InputContainer
+def _open(path: Path, options: dict[str, str] | None = None) -> InputContainer:
     """Open ``path`` with PyAV, turning every failure into ``INVALID_VIDEO`` (with the cut-off hint for a cut MP4)."""
     import av
 
@@ -145,7 +145,7 @@ def _video_stream(path: Path, container: InputContainer) -> tuple[ContainerName,
 def _cut_short(path: Path, declared_s: float, last_s: float) -> StageError:
     return _invalid(
         path,
-        f"the video is truncated: its header says {declared_s:.2f} s but its frames end at {last_s:.2f} s",
+        f"the video is truncated: its header says {declared_s:.2f} s but its content ends at {last_s:.2f} s",
         hint=_TRUNCATED_HINT,
         declared_duration_s=round(declared_s, 3),
         frames_end_s=round(last_s, 3),
@@ -262,7 +262,8 @@ def probe_video(path: Path) -> VideoInfo:
         else:
             fps = float(stream.average_rate or stream.guessed_rate or 0)
             frame_period = last_duration if last_duration > 0 else (1.0 / fps if fps > 0 else 0.0)
-        declared = _declared_duration_s(container, stream)
+        # Only the video's own duration is comparable with its frames (audio may run longer).
+        declared = _declared_duration_s(container, stream) if stream.duration or len(container.streams) == 1 else None
         frames_end = timestamps[-1] + frame_period
         if (
             container_name in ("mkv", "webm")
@@ -294,15 +295,21 @@ def _declared_duration_s(container: InputContainer, stream: VideoStream) -> floa
     return None
 
 
-def _tail_end_s(
-    container: InputContainer, stream: VideoStream, seek_to_s: float | None, work: ProbeWork, max_packets: int
-) -> tuple[float | None, bool]:
-    """Demux at most ``max_packets`` packets from ``seek_to_s`` (the start when None or unseekable).
+@dataclass
+class _Tail:
+    """What a bounded demux saw: where packets of any stream and of the video end, and how many video packets."""
 
-    Returns:
-        The latest end time (pts + duration, seconds) of the packets seen, and whether the end of
-        the file was reached.
-    """
+    any_end_s: float | None = None
+    video_end_s: float | None = None
+    video_packets: int = 0
+    at_eof: bool = False
+
+
+def _demux_tail(
+    container: InputContainer, stream: VideoStream, seek_to_s: float | None, work: ProbeWork, max_video_packets: int
+) -> _Tail:
+    """Demux every stream from ``seek_to_s`` (the start when None or unseekable) until the end of the file,
+    ``max_video_packets`` video packets, or eight times as many packets in all."""
     import av
 
     if seek_to_s is not None:
@@ -310,17 +317,23 @@ def _tail_end_s(
             container.seek(max(int(seek_to_s * 1_000_000), 0), backward=True)
         except av.FFmpegError:  # no index to seek with (a cut file lost its cues): read from where we are
             logger.debug("seek failed; demuxing from the start instead")
-    last: float | None = None
-    for packet in container.demux(stream):
-        if packet.size == 0:  # the flush packet at the end of the file
-            return last, True
+    tail = _Tail()
+    for packet in container.demux():
+        if packet.size == 0:  # a flush packet: the end of the file
+            tail.at_eof = True
+            return tail
         work.packets_demuxed += 1
         if packet.pts is not None and packet.time_base is not None:
             end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
-            last = end if last is None else max(last, end)
-        if work.packets_demuxed >= max_packets:
-            return last, False
-    return last, True
+            tail.any_end_s = end if tail.any_end_s is None else max(tail.any_end_s, end)
+            if packet.stream.index == stream.index:
+                tail.video_end_s = end if tail.video_end_s is None else max(tail.video_end_s, end)
+        if packet.stream.index == stream.index:
+            tail.video_packets += 1
+        if tail.video_packets >= max_video_packets or work.packets_demuxed >= 8 * max_video_packets:
+            return tail
+    tail.at_eof = True
+    return tail
 
 
 def probe_video_header(path: Path, limits: VideoLimits, *, work: ProbeWork | None = None) -> VideoInfo:
@@ -381,22 +394,8 @@ def probe_video_header(path: Path, limits: VideoLimits, *, work: ProbeWork | Non
                 raise _invalid(path, "the video is truncated: its last frames are cut off", hint=_TRUNCATED_HINT)
             duration = declared or 0.0
         else:
-            seek_to = declared - _TAIL_SECONDS if declared else None
-            # Without a declared duration (a live recording) the packets are counted up to the frame limit.
-            budget = TAIL_PACKETS if declared else limits.max_frames + 1
-            frames_end, at_eof = _tail_end_s(container, stream, seek_to, work, budget)
-            if frames_end is None:
-                raise _invalid(path, "no frame was found: the file is truncated or corrupt", hint=_TRUNCATED_HINT)
-            if declared is None:  # no duration in the headers: a short file was demuxed in full, else refuse
-                if not at_eof:
-                    raise _too_long(path, f"it has more than {limits.max_frames} frames", frames=work.packets_demuxed)
-                frames, duration = work.packets_demuxed, frames_end
-                fps = frames / duration if duration > 0 else fps
-                _check_limits(path, limits, frames, duration, width * height * fps)
-            else:
-                if at_eof and frames_end < declared - _truncation_tolerance_s(declared, fps):
-                    raise _cut_short(path, declared, frames_end)
-                duration = declared
+            frames, duration, fps = _matroska_timing(path, container, stream, declared, frames, fps, limits, work)
+            _check_limits(path, limits, frames, duration, width * height * fps)
         rotation = track.rotation_deg if is_mp4 and track is not None else 0
         if rotation in (90, 270):
             width, height = height, width
@@ -413,6 +412,42 @@ def probe_video_header(path: Path, limits: VideoLimits, *, work: ProbeWork | Non
         )
     finally:
         container.close()
+
+
+def _matroska_timing(
+    path: Path,
+    container: InputContainer,
+    stream: VideoStream,
+    declared: float | None,
+    frames: int,
+    fps: float,
+    limits: VideoLimits,
+    work: ProbeWork,
+) -> tuple[int, float, float]:
+    """A Matroska/WebM file's frames, duration and rate, checked against where its packets really end.
+
+    With a declared duration, at most :data:`TAIL_PACKETS` video packets from just before it are
+    demuxed: packets ending well before it mean a cut file. Without one (a live recording) the
+    video packets are counted from the start, at most one past the frame limit.
+    """
+    seek_to = declared - _TAIL_SECONDS if declared else None
+    tail = _demux_tail(container, stream, seek_to, work, TAIL_PACKETS if declared else limits.max_frames + 1)
+    if tail.video_end_s is None:
+        raise _invalid(path, "no frame was found: the file is truncated or corrupt", hint=_TRUNCATED_HINT)
+    if declared is not None:
+        # The declared duration covers every stream (audio may run past the last frame), so the
+        # packets of every stream are compared with it.
+        assert tail.any_end_s is not None
+        if not tail.at_eof:
+            return frames, declared, fps
+        if tail.any_end_s < declared - _truncation_tolerance_s(declared, fps):
+            raise _cut_short(path, declared, tail.any_end_s)
+        end = min(tail.video_end_s, declared)  # the video's own end when another stream runs longer
+        return (round(end * fps) if fps > 0 else frames), end, fps
+    if not tail.at_eof:
+        raise _too_long(path, f"it has more than {limits.max_frames} frames", frames=tail.video_packets)
+    end = tail.video_end_s
+    return tail.video_packets, end, (tail.video_packets / end if end > 0 else fps)
 
 
 def _too_long(path: Path, what: str, **details: object) -> StageError:

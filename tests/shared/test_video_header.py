@@ -117,3 +117,16 @@ def test_a_live_recording_without_a_duration_is_counted_up_to_the_frame_limit(tm
     error, work = _refusal(live, LIMITS.model_copy(update={"max_frames": 40}))
     assert error.code is ErrorCode.VIDEO_TOO_LONG
     assert work.packets_demuxed == 41  # it stopped one past the limit
+
+
+@pytest.mark.parametrize(("suffix", "video", "audio"), [(".webm", "libvpx-vp9", "libopus"), (".mkv", "libx264", "aac")])
+def test_audio_that_runs_past_the_last_frame_is_not_mistaken_for_truncation(
+    tmp_path: Path, suffix: str, video: str, audio: str
+) -> None:
+    clip = encode_video(tmp_path / f"clip{suffix}", video, 60, gop=10, audio=(audio, 2.6))  # 2 s of video
+    info = probe_video_header(clip, LIMITS)
+    assert info.duration_s == pytest.approx(2.0, abs=0.05)  # the video's end, not the audio's
+    assert info.frame_count == 60
+    assert probe_video(clip).duration_s == pytest.approx(2.0, abs=0.05)
+    error, _ = _refusal(cut(clip, 0.4))
+    assert "truncated" in error.message
