@@ -82,7 +82,10 @@ class VideoSpool:
     @property
     def sha256(self) -> str:
         """The hex SHA-256 of the bytes written so far."""
-        return self.upload.sha256 if self.upload is not None else self._digest.hexdigest()  # type: ignore[union-attr]
+        if self.upload is not None:
+            return self.upload.sha256
+        assert self._digest is not None
+        return self._digest.hexdigest()
 
     def write(self, data: bytes) -> None:
         """Append ``data`` to the file and the GridFS file (or only hash it)."""
@@ -91,7 +94,8 @@ class VideoSpool:
         if self.upload is not None:
             self.upload.write(data)
         else:
-            self._digest.update(data)  # type: ignore[union-attr]
+            assert self._digest is not None
+            self._digest.update(data)
 
     def close_file(self) -> None:
         """Flush and close the temporary file (it stays for the probe)."""
