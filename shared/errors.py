@@ -16,6 +16,7 @@ class ErrorCode(StrEnum):
     INVALID_VIDEO = "INVALID_VIDEO"
     VIDEO_TOO_SHORT = "VIDEO_TOO_SHORT"
     VIDEO_TOO_LARGE = "VIDEO_TOO_LARGE"
+    VIDEO_TOO_LONG = "VIDEO_TOO_LONG"
     INVALID_OPTIONS = "INVALID_OPTIONS"
     INVALID_SCENE = "INVALID_SCENE"
     TOO_FEW_FRAMES_REGISTERED = "TOO_FEW_FRAMES_REGISTERED"
@@ -29,6 +30,10 @@ class ErrorCode(StrEnum):
     INTERNAL = "INTERNAL"
     #: The web server cannot reach MongoDB (answered 503 with ``Retry-After``); not a stage failure.
     STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
+    # Refusals of an upload request by the API (never a stage's failure).
+    UPLOAD_TIMEOUT = "UPLOAD_TIMEOUT"
+    TOO_MANY_UPLOADS = "TOO_MANY_UPLOADS"
+    IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
 
 
 #: Codes whose failures may succeed when tried again (on another worker, later). Everything else is

@@ -63,6 +63,23 @@ class Settings(BaseSettings):
     )
     require_api_key: bool = Field(default=True, description="false only in local mode")
     max_upload_bytes: int = Field(default=4 * 1024**3, gt=0, description="largest accepted upload")
+    max_video_frames: int = Field(
+        default=36_000, gt=0, description="most frames an upload may have, read from its index (VIDEO_TOO_LONG)"
+    )
+    max_video_duration_s: float = Field(
+        default=600.0, gt=0, description="longest video accepted, from its headers (VIDEO_TOO_LONG)"
+    )
+    max_video_pixel_rate: int = Field(
+        default=7680 * 4320 * 30,
+        gt=0,
+        description="largest width × height × fps accepted (8K at 30 fps; INVALID_VIDEO)",
+    )
+    upload_idle_timeout_s: float = Field(
+        default=30.0, gt=0, description="an upload whose client sends nothing for this long is dropped"
+    )
+    max_concurrent_uploads_per_key: int = Field(
+        default=4, ge=1, description="uploads one API key may have in flight per server process (429 TOO_MANY_UPLOADS)"
+    )
     max_artifact_bytes: int = Field(
         default=16 * 1024**3, gt=0, description="largest artifact a worker may upload (413 ARTIFACT_TOO_LARGE)"
     )

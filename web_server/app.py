@@ -26,6 +26,7 @@ from web_server.problems import install_problem_handlers
 from web_server.queue_positions import QueuePositions
 from web_server.routers import artifacts, capabilities, events, health, jobs, worker
 from web_server.store import Store, connect, utcnow
+from web_server.upload_slots import UploadSlots
 
 logger = logging.getLogger(__name__)
 
@@ -151,6 +152,7 @@ def create_app(settings: Settings, *, broker: Broker | None = None, db: Database
     app.state.orchestrator = orchestrator
     app.state.metrics = Metrics()
     app.state.queue_positions = QueuePositions(store, settings.queue_snapshot_ms / 1000)
+    app.state.upload_slots = UploadSlots(settings.max_concurrent_uploads_per_key)
     app.state.sse_poll_s = SSE_POLL_S
     install_problem_handlers(app)
     install_bounded_access_log()

@@ -15,6 +15,7 @@ from web_server.orchestration import Orchestrator
 from web_server.problems import ApiError
 from web_server.queue_positions import QueuePositions
 from web_server.store import Store
+from web_server.upload_slots import UploadSlots
 
 LOCAL_OWNER = "local"
 
@@ -50,11 +51,17 @@ def get_queue_positions(request: Request) -> QueuePositions:
     return request.app.state.queue_positions
 
 
+def get_upload_slots(request: Request) -> UploadSlots:
+    """The app's per-owner count of uploads in flight."""
+    return request.app.state.upload_slots
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[Store, Depends(get_store)]
 OrchestratorDep = Annotated[Orchestrator, Depends(get_orchestrator)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 QueuePositionsDep = Annotated[QueuePositions, Depends(get_queue_positions)]
+UploadSlotsDep = Annotated[UploadSlots, Depends(get_upload_slots)]
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_api_key_scheme)]
 
 

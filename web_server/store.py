@@ -86,10 +86,11 @@ class FileUpload:
 
     def _insert_chunks(self, size: int) -> None:
         docs = []
-        for start in range(0, size, _CHUNK):
-            data = bytes(self._buffer[start : min(start + _CHUNK, size)])
-            docs.append({"files_id": self.file_id, "n": self._chunk_index, "data": data})
-            self._chunk_index += 1
+        with memoryview(self._buffer) as view:  # one copy per chunk, not two
+            for start in range(0, size, _CHUNK):
+                data = bytes(view[start : min(start + _CHUNK, size)])
+                docs.append({"files_id": self.file_id, "n": self._chunk_index, "data": data})
+                self._chunk_index += 1
         if docs:
             self._store.chunk_docs.insert_many(docs, ordered=True)
         del self._buffer[:size]
@@ -102,8 +103,13 @@ class FileUpload:
         if len(self._buffer) >= _CHUNK * _BATCH_CHUNKS:
             self._insert_chunks(len(self._buffer) // _CHUNK * _CHUNK)
 
-    def close(self) -> None:
-        """Write the remaining chunks and the files document; the file is visible from now on."""
+    def close(self, *, filename: str | None = None, metadata: dict[str, Any] | None = None) -> None:
+        """Write the remaining chunks and the files document; the file is visible from now on.
+
+        Args:
+            filename: replaces the name given at creation (an upload's name is known once probed).
+            metadata: merged into the metadata given at creation.
+        """
         self._insert_chunks(len(self._buffer))
         self._store.file_docs.insert_one(
             {
@@ -111,14 +117,15 @@ class FileUpload:
                 "length": self.length,
                 "chunkSize": _CHUNK,
                 "uploadDate": utcnow(),
-                "filename": self._filename,
-                "metadata": {**self._metadata, "sha256": self.sha256},
+                "filename": filename or self._filename,
+                "metadata": {**self._metadata, **(metadata or {}), "sha256": self.sha256},
             }
         )
 
     def abort(self) -> None:
-        """Drop what was written."""
+        """Drop what was written: the chunks, and the files document when :meth:`close` already wrote it."""
         self._buffer.clear()
+        self._store.file_docs.delete_one({"_id": self.file_id})
         self._store.chunk_docs.delete_many({"files_id": self.file_id})
 
 

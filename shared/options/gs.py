@@ -11,33 +11,36 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from shared.options.base import StageOptions
+from shared.options.base import MAX_SEED, StageOptions
 from shared.settings import Device
 
 #: Initial opacity and scale multiplier of gsplat ``simple_trainer``'s default recipe and of its MCMC recipe.
 DEFAULT_INIT_OPACITY, DEFAULT_INIT_SCALE = 0.1, 1.0
 MCMC_INIT_OPACITY, MCMC_INIT_SCALE = 0.5, 0.1
 
+#: The most Gaussians a job may ask for (about 16 GB of parameters, gradients and Adam state on a GPU).
+MAX_GAUSSIANS = 16_000_000
+
 
 class SplatOptions(StageOptions):
     """Training, export and flythrough settings of ``train_splats``."""
 
-    seed: int = Field(default=0, description="random seed")
+    seed: int = Field(default=0, ge=0, le=MAX_SEED, description="random seed")
     device: Device = Field(default="auto", description="auto: CUDA when available, else CPU")
     iterations: int = Field(default=7000, ge=1, le=200_000, description="optimisation steps")
     max_long_side: int = Field(default=1280, ge=32, le=8192, description="training image long side, pixels")
     sh_degree: int = Field(default=3, ge=0, le=3, description="final spherical-harmonics degree")
-    sh_degree_interval: int = Field(default=1000, ge=1, description="steps between SH degree increases")
-    max_gaussians: int = Field(default=3_000_000, ge=1000, description="cap on the Gaussian count")
+    sh_degree_interval: int = Field(default=1000, ge=1, le=200_000, description="steps between SH degree increases")
+    max_gaussians: int = Field(default=3_000_000, ge=1000, le=MAX_GAUSSIANS, description="cap on the Gaussian count")
     strategy: Literal["default", "mcmc", "none"] = Field(
         default="default",
         description="densification: gsplat's DefaultStrategy (clone/split/prune), MCMCStrategy (CUDA only) or none",
     )
-    refine_start_iter: int = Field(default=500, ge=0, description="first step of densification")
-    refine_stop_iter: int = Field(default=15_000, ge=0, description="no densification from this step on")
-    refine_every: int = Field(default=100, ge=1, description="steps between densification rounds")
+    refine_start_iter: int = Field(default=500, ge=0, le=200_000, description="first step of densification")
+    refine_stop_iter: int = Field(default=15_000, ge=0, le=200_000, description="no densification from this step on")
+    refine_every: int = Field(default=100, ge=1, le=200_000, description="steps between densification rounds")
     grow_grad2d: float = Field(
-        default=0.0002, gt=0, description="image-plane gradient above which a Gaussian is cloned or split"
+        default=0.0002, gt=0, le=1, description="image-plane gradient above which a Gaussian is cloned or split"
     )
     prune_opacity: float = Field(default=0.005, gt=0, lt=1, description="Gaussians less opaque than this are pruned")
     ssim_lambda: float = Field(default=0.2, ge=0, le=1, description="weight of (1 − SSIM) in the loss; L1 gets 1 − λ")

@@ -6,8 +6,13 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from shared.options.base import StageOptions
+from shared.options.base import MAX_SEED, StageOptions
 from shared.settings import Device
+
+#: The largest grid a job may ask for (512³: planes and lines of a few GB with their Adam state).
+MAX_VOXELS = 512**3
+#: The most entries in a schedule (``upsample_at``, ``alpha_mask_at``).
+MAX_SCHEDULE_STEPS = 16
 
 
 class TensorfOptions(StageOptions):
@@ -17,14 +22,14 @@ class TensorfOptions(StageOptions):
     iteration count is overridden.
     """
 
-    seed: int = Field(default=0, description="random seed")
+    seed: int = Field(default=0, ge=0, le=MAX_SEED, description="random seed")
     device: Device = Field(default="auto", description="auto: CUDA when available, else CPU")
     iterations: int = Field(default=15_000, ge=1, le=200_000, description="optimisation steps")
     max_long_side: int = Field(default=800, ge=16, le=4096, description="training image long side, pixels")
     batch_rays: int = Field(default=4096, ge=16, le=65536, description="photometric rays per step")
     # --- the field --------------------------------------------------------------------------------
-    n_voxels_init: int = Field(default=128**3, ge=8, description="voxels of the initial grid")
-    n_voxels_final: int = Field(default=300**3, ge=8, description="voxels after the last upsampling")
+    n_voxels_init: int = Field(default=128**3, ge=8, le=MAX_VOXELS, description="voxels of the initial grid")
+    n_voxels_final: int = Field(default=300**3, ge=8, le=MAX_VOXELS, description="voxels after the last upsampling")
     density_components: int = Field(default=16, ge=1, le=256, description="VM components per split, density")
     appearance_components: int = Field(default=48, ge=1, le=512, description="VM components per split, appearance")
     step_ratio: float = Field(default=0.5, gt=0, le=2, description="ray-marching step, in voxel sizes")
@@ -36,30 +41,39 @@ class TensorfOptions(StageOptions):
         "(a step as coarse as a voxel draws concentric rings; training's jitter hides them, a fixed render step not)",
     )
     density_shift: float = Field(
-        default=-10.0, le=0, description="added to the density feature before the softplus: how empty the field starts"
+        default=-10.0,
+        ge=-100,
+        le=0,
+        description="added to the density feature before the softplus: how empty the field starts",
     )
     # --- the schedule (fractions of iterations) ---------------------------------------------------
     upsample_at: tuple[float, ...] = Field(
-        default=(0.07, 0.10, 0.13, 0.18, 0.23), description="when the grid grows, as fractions of iterations"
+        default=(0.07, 0.10, 0.13, 0.18, 0.23),
+        max_length=MAX_SCHEDULE_STEPS,
+        description="when the grid grows, as fractions of iterations",
     )
     alpha_mask_at: tuple[float, ...] = Field(
-        default=(0.07, 0.13), description="when the alpha mask is recomputed, as fractions of iterations"
+        default=(0.07, 0.13),
+        max_length=MAX_SCHEDULE_STEPS,
+        description="when the alpha mask is recomputed, as fractions of iterations",
     )
     alpha_mask_threshold: float = Field(default=1e-4, ge=0, lt=1, description="one-step opacity of an empty cell")
     # --- the optimiser and losses -----------------------------------------------------------------
-    lr_grid: float = Field(default=0.02, gt=0, description="Adam learning rate of the planes and lines")
-    lr_network: float = Field(default=1e-3, gt=0, description="Adam learning rate of the SH basis and background")
+    lr_grid: float = Field(default=0.02, gt=0, le=1, description="Adam learning rate of the planes and lines")
+    lr_network: float = Field(default=1e-3, gt=0, le=1, description="Adam learning rate of the SH basis and background")
     lr_decay_ratio: float = Field(default=0.1, gt=0, le=1, description="learning rates end at this fraction")
-    l1_weight: float = Field(default=8e-5, ge=0, description="L1 sparsity weight on the density factors")
-    tv_weight_density: float = Field(default=0.01, ge=0, description="total-variation weight, density planes")
-    tv_weight_appearance: float = Field(default=0.001, ge=0, description="total-variation weight, appearance planes")
-    depth_weight: float = Field(default=0.1, ge=0, description="weight of the SfM depth loss (0: off)")
+    l1_weight: float = Field(default=8e-5, ge=0, le=10, description="L1 sparsity weight on the density factors")
+    tv_weight_density: float = Field(default=0.01, ge=0, le=10, description="total-variation weight, density planes")
+    tv_weight_appearance: float = Field(
+        default=0.001, ge=0, le=10, description="total-variation weight, appearance planes"
+    )
+    depth_weight: float = Field(default=0.1, ge=0, le=10, description="weight of the SfM depth loss (0: off)")
     depth_batch_rays: int = Field(default=1024, ge=1, le=65536, description="SfM-point rays per step")
     depth_error_scale_px: float = Field(
-        default=1.0, gt=0, description="reprojection error at which a point's depth weight halves"
+        default=1.0, gt=0, le=100, description="reprojection error at which a point's depth weight halves"
     )
-    min_near: float = Field(default=0.05, ge=0, description="closest distance sampled in front of a camera")
-    render_chunk: int = Field(default=8192, ge=64, description="rays rendered at once (bounds memory)")
+    min_near: float = Field(default=0.05, ge=0, le=10, description="closest distance sampled in front of a camera")
+    render_chunk: int = Field(default=8192, ge=64, le=262_144, description="rays rendered at once (bounds memory)")
     # --- the flythrough ---------------------------------------------------------------------------
     flythrough_seconds: float = Field(default=8.0, gt=0, le=120, description="flythrough duration")
     flythrough_fps: int = Field(default=30, ge=1, le=120, description="flythrough frame rate")

@@ -4,21 +4,12 @@ from __future__ import annotations
 
 import base64
 import logging
-import uuid
 from datetime import datetime
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pymongo.errors import DuplicateKeyError
-from starlette.concurrency import run_in_threadpool
 
-from shared.errors import StageError
-from shared.messages import STAGES
-from shared.settings import Settings
-from web_server.artifact_names import INPUT_TYPES
-from web_server.capabilities import default_preset
 from web_server.deps import (
     MetricsDep,
     OrchestratorDep,
@@ -26,15 +17,15 @@ from web_server.deps import (
     QueuePositionsDep,
     SettingsDep,
     StoreDep,
+    UploadSlotsDep,
     get_queue_positions,
     get_settings,
 )
-from web_server.metrics import Metrics
-from web_server.models import JobList, JobPublic, JobStatus, StoredFile, StoredJob
-from web_server.orchestration import Orchestrator
+from web_server.intake import accept_upload
+from web_server.models import JobList, JobPublic, JobStatus, StoredJob
 from web_server.problems import ApiError, Problem, not_found
 from web_server.store import Store, as_utc, utcnow
-from web_server.uploads import VIDEO_FIELD, parse_job_form, receive_upload
+from web_server.uploads import VIDEO_FIELD
 from web_server.views import job_public
 
 logger = logging.getLogger(__name__)
@@ -55,12 +46,6 @@ def owned_job(store: Store, job_id: str, owner: str) -> StoredJob:
 
 def _accepted(job: JobPublic) -> JSONResponse:
     return JSONResponse(job.model_dump(mode="json"), status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})
-
-
-def _probe(path: Path) -> dict[str, Any]:
-    from shared.video import probe_video
-
-    return probe_video(path).model_dump(mode="json")
 
 
 _UPLOAD_BODY = {
@@ -97,9 +82,14 @@ _UPLOAD_BODY = {
     openapi_extra=_UPLOAD_BODY,
     responses={
         **_AUTH,
+        408: {"model": Problem, "description": "UPLOAD_TIMEOUT: the body stalled"},
         413: {"model": Problem, "description": "VIDEO_TOO_LARGE"},
         415: {"model": Problem, "description": "not multipart/form-data"},
-        422: {"model": Problem, "description": "INVALID_VIDEO, INVALID_OPTIONS or VALIDATION_ERROR"},
+        422: {
+            "model": Problem,
+            "description": "INVALID_VIDEO, VIDEO_TOO_LONG, INVALID_OPTIONS, IDEMPOTENCY_KEY_REUSED or VALIDATION_ERROR",
+        },
+        429: {"model": Problem, "description": "TOO_MANY_UPLOADS (with Retry-After)"},
     },
 )
 async def create_job(
@@ -109,99 +99,18 @@ async def create_job(
     store: StoreDep,
     orchestrator: OrchestratorDep,
     metrics: MetricsDep,
+    slots: UploadSlotsDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
 ) -> JSONResponse:
-    """Upload a video and start a job: 202 with ``Location``. A repeated ``Idempotency-Key`` returns the first job."""
-    if idempotency_key:
-        doc = await run_in_threadpool(store.jobs.find_one, {"owner": owner, "idempotency_key": idempotency_key})
-        if doc is not None:
-            return _accepted(_public(request, StoredJob.model_validate(doc)))
-    try:
-        received = await receive_upload(request, settings.data_dir / "uploads", settings.max_upload_bytes)
-    except ApiError as exc:
-        metrics.count_upload("too_large" if exc.status == 413 else "rejected")
-        raise
-    try:
-        return await _create_from_upload(
-            request,
-            owner,
-            settings,
-            store,
-            orchestrator,
-            metrics,
-            received.fields,
-            received.video_path,
-            idempotency_key,
+    """Upload a video and start a job: 202 with ``Location``.
+
+    A repeated ``Idempotency-Key`` with the same request (video and fields) returns the first job;
+    with a different request it is 422 ``IDEMPOTENCY_KEY_REUSED``.
+    """
+    with slots.hold(owner):
+        job = await accept_upload(
+            request, owner, idempotency_key, settings=settings, store=store, orchestrator=orchestrator, metrics=metrics
         )
-    finally:
-        if received.video_path is not None:
-            received.video_path.unlink(missing_ok=True)
-
-
-async def _create_from_upload(
-    request: Request,
-    owner: str,
-    settings: Settings,
-    store: Store,
-    orchestrator: Orchestrator,
-    metrics: Metrics,
-    fields: dict[str, str],
-    video_path: Path | None,
-    idempotency_key: str | None,
-) -> JSONResponse:
-    try:
-        preset = await run_in_threadpool(default_preset, settings, store)
-        form, resolved = parse_job_form(fields, default_preset=preset)
-        if video_path is None:
-            raise ApiError(422, "VALIDATION_ERROR", "video: the 'video' file part is required.")
-        if video_path.stat().st_size == 0:
-            raise ApiError(422, "INVALID_VIDEO", "The uploaded video is empty. Upload an MP4, MOV, MKV or WebM video.")
-        try:
-            video = await run_in_threadpool(_probe, video_path)
-        except StageError as exc:
-            raise ApiError(422, exc.code.value, exc.message) from exc
-    except ApiError as exc:
-        metrics.count_upload("invalid_video" if exc.code == "INVALID_VIDEO" else "rejected")
-        raise
-    job_id = uuid.uuid4().hex
-    name = f"input.{video['container']}"
-    stored = await run_in_threadpool(
-        store.put_file, job_id, name, video_path, content_type=INPUT_TYPES[video["container"]], stage="upload"
-    )
-    now = utcnow()
-    doc: dict[str, Any] = {
-        "_id": job_id,
-        "owner": owner,
-        "name": form.name,
-        "methods": form.methods,
-        "preset": form.preset,
-        "status": "queued",
-        "version": 0,
-        "created_at": now,
-        "updated_at": now,
-        "finished_at": None,
-        "input": StoredFile(
-            name=name, stage="upload", content_type=INPUT_TYPES[video["container"]], created_at=now, **stored
-        ).model_dump(),
-        "video": video,
-        "stages": {
-            stage: {"status": "pending", "options": resolved[stage], "attempt": 0, "progress": 0.0, "message": ""}
-            for stage in STAGES
-            if stage in resolved
-        },
-    }
-    if idempotency_key:
-        doc["idempotency_key"] = idempotency_key
-    try:
-        job = await run_in_threadpool(orchestrator.create_job, doc, now)
-    except DuplicateKeyError:  # a concurrent retry with the same key won the race
-        await run_in_threadpool(store.delete_job_files, job_id)
-        first = await run_in_threadpool(store.jobs.find_one, {"owner": owner, "idempotency_key": idempotency_key})
-        if first is None:
-            raise
-        job = StoredJob.model_validate(first)
-    metrics.count_upload("accepted", stored["size"])
-    logger.info("job %s created for %s (%s, %d bytes)", job.id, owner, name, stored["size"])
     return _accepted(_public(request, job))
 
 

@@ -1,0 +1,229 @@
+"""``POST /v1/jobs`` from body to job: receive, validate, probe, store, create — and leave nothing behind on failure.
+
+The video goes to GridFS while it is received (:class:`web_server.uploads.VideoSpool`); the
+temporary file beside it only serves the header probe. Whatever fails after the first byte was
+written — a refused video, a bad field, a lost race for an ``Idempotency-Key``, a failed insert —
+the GridFS chunks and files document are deleted, unless the job document already exists (then
+the job owns its file). A repeated ``Idempotency-Key`` is bound to the request's fingerprint: the
+same request gets the first job, a different one 422 ``IDEMPOTENCY_KEY_REUSED``.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from pathlib import Path
+from typing import Any
+
+import anyio
+from fastapi import Request
+from pymongo.errors import DuplicateKeyError
+from starlette.concurrency import run_in_threadpool
+
+from shared.errors import ErrorCode, StageError
+from shared.messages import STAGES
+from shared.settings import Settings
+from shared.video import VideoLimits, probe_video_header
+from web_server.artifact_names import INPUT_TYPES
+from web_server.capabilities import default_preset
+from web_server.job_form import parse_job_form, request_fingerprint
+from web_server.metrics import Metrics
+from web_server.models import JobCreate, StoredFile, StoredJob
+from web_server.orchestration import Orchestrator
+from web_server.problems import ApiError
+from web_server.store import Store, utcnow
+from web_server.uploads import VideoSpool, receive_upload
+
+logger = logging.getLogger(__name__)
+
+
+def video_limits(settings: Settings) -> VideoLimits:
+    """The upload check's limits from the settings."""
+    return VideoLimits(
+        max_frames=settings.max_video_frames,
+        max_duration_s=settings.max_video_duration_s,
+        max_pixel_rate=settings.max_video_pixel_rate,
+    )
+
+
+def _probe(path: Path, settings: Settings) -> dict[str, Any]:
+    return probe_video_header(path, video_limits(settings)).model_dump(mode="json")
+
+
+def key_reused() -> ApiError:
+    """422 ``IDEMPOTENCY_KEY_REUSED``."""
+    return ApiError(
+        422,
+        ErrorCode.IDEMPOTENCY_KEY_REUSED.value,
+        "This Idempotency-Key was already used for a different request (another video or other form fields). "
+        "Send a new key with a new request; resend the first request unchanged to get its job.",
+    )
+
+
+def _replayed(first: dict[str, Any], fingerprint: str) -> StoredJob:
+    """The first job for a repeated key, when the request is the same (jobs stored without a fingerprint match any)."""
+    if first.get("request_sha256", fingerprint) != fingerprint:
+        raise key_reused()
+    return StoredJob.model_validate(first)
+
+
+def _discard(store: Store, spool: VideoSpool, job_id: str) -> None:
+    """Delete what the upload wrote, unless its job was created (a failure after the insert keeps the file)."""
+    if spool.upload is not None and store.jobs.find_one({"_id": job_id}, {"_id": 1}) is None:
+        spool.discard()
+    else:
+        spool.remove_file()
+
+
+async def _checked_video(spool: VideoSpool, settings: Settings, has_video: bool) -> dict[str, Any]:
+    """The header probe of the received video; 422 ``INVALID_VIDEO``/``VIDEO_TOO_LONG`` or a missing part."""
+    if not has_video or spool.path is None:
+        raise ApiError(422, "VALIDATION_ERROR", "video: the 'video' file part is required.")
+    if spool.path.stat().st_size == 0:
+        raise ApiError(422, "INVALID_VIDEO", "The uploaded video is empty. Upload an MP4, MOV, MKV or WebM video.")
+    try:
+        return await run_in_threadpool(_probe, spool.path, settings)
+    except StageError as exc:
+        raise ApiError(422, exc.code.value, exc.message) from exc
+
+
+def _request_document(
+    job_id: str,
+    owner: str,
+    form: JobCreate,
+    resolved: dict[str, dict[str, Any]],
+    fingerprint: str,
+    idempotency_key: str | None,
+) -> dict[str, Any]:
+    """The job document's fields that come from the request."""
+    doc: dict[str, Any] = {
+        "_id": job_id,
+        "owner": owner,
+        "name": form.name,
+        "methods": form.methods,
+        "preset": form.preset,
+        "request_sha256": fingerprint,
+        "stages": {
+            stage: {"status": "pending", "options": resolved[stage], "attempt": 0, "progress": 0.0, "message": ""}
+            for stage in STAGES
+            if stage in resolved
+        },
+    }
+    if idempotency_key:
+        doc["idempotency_key"] = idempotency_key
+    return doc
+
+
+def _job_document(input_file: StoredFile) -> dict[str, Any]:
+    """The job document's fields that come from the stored input: status, timestamps, the file."""
+    now = input_file.created_at
+    return {
+        "status": "queued",
+        "version": 0,
+        "created_at": now,
+        "updated_at": now,
+        "finished_at": None,
+        "input": input_file.model_dump(),
+    }
+
+
+def _count_refusal(metrics: Metrics, exc: ApiError) -> None:
+    codes = {"INVALID_VIDEO": "invalid_video", "VIDEO_TOO_LONG": "too_long"}
+    statuses = {413: "too_large", 408: "stalled"}
+    metrics.count_upload(codes.get(exc.code) or statuses.get(exc.status, "rejected"))
+
+
+async def _create(
+    store: Store,
+    orchestrator: Orchestrator,
+    spool: VideoSpool,
+    doc: dict[str, Any],
+    video: dict[str, Any],
+) -> StoredJob:
+    """Finish the GridFS file as ``input.<container>`` and insert the job ``doc`` pointing at it.
+
+    A lost ``Idempotency-Key`` race deletes this upload's file and answers as a replay would.
+    """
+    upload = spool.upload
+    assert upload is not None
+    name = f"input.{video['container']}"
+    content_type = INPUT_TYPES[video["container"]]
+    await run_in_threadpool(upload.close, filename=name, metadata={"name": name, "content_type": content_type})
+    now = utcnow()
+    input_file = StoredFile(
+        name=name,
+        stage="upload",
+        content_type=content_type,
+        created_at=now,
+        file_id=upload.file_id,
+        size=upload.length,
+        sha256=upload.sha256,
+    )
+    doc.update(_job_document(input_file), video=video)
+    try:
+        return await run_in_threadpool(orchestrator.create_job, doc, now)
+    except DuplicateKeyError:  # a concurrent request with the same key won the race
+        key = {"owner": doc["owner"], "idempotency_key": doc.get("idempotency_key")}
+        winner = await run_in_threadpool(store.jobs.find_one, key)
+        if winner is None:
+            raise
+        await run_in_threadpool(spool.discard)
+        return _replayed(winner, doc["request_sha256"])
+
+
+async def accept_upload(
+    request: Request,
+    owner: str,
+    idempotency_key: str | None,
+    *,
+    settings: Settings,
+    store: Store,
+    orchestrator: Orchestrator,
+    metrics: Metrics,
+) -> StoredJob:
+    """Turn an upload request into a job (or the first job of its ``Idempotency-Key``).
+
+    Args:
+        request: the ``multipart/form-data`` request, its body not read yet.
+        owner: the caller.
+        idempotency_key: the ``Idempotency-Key`` header, if sent.
+        settings: limits and the scratch folder.
+        store: jobs and files.
+        orchestrator: creates the job and queues ``sfm``.
+        metrics: counts the outcome.
+
+    Returns:
+        The job. Raises :class:`ApiError` for every refusal; nothing of the upload stays then.
+    """
+    first = None
+    if idempotency_key:
+        first = await run_in_threadpool(store.jobs.find_one, {"owner": owner, "idempotency_key": idempotency_key})
+    job_id = uuid.uuid4().hex
+    upload = None if first is not None else store.open_upload("input", {"job_id": job_id, "stage": "upload"})
+    spool = VideoSpool.open(settings.data_dir / "uploads", upload, keep_file=first is None)
+    try:
+        try:
+            received = await receive_upload(
+                request, spool, max_video_bytes=settings.max_upload_bytes, idle_timeout_s=settings.upload_idle_timeout_s
+            )
+            preset = await run_in_threadpool(default_preset, settings, store)
+            form, resolved = parse_job_form(received.fields, default_preset=preset)
+            fingerprint = request_fingerprint(spool.sha256, form)
+            if first is not None:
+                return _replayed(first, fingerprint)
+            video = await _checked_video(spool, settings, received.has_video)
+        except ApiError as exc:
+            _count_refusal(metrics, exc)
+            raise
+        doc = _request_document(job_id, owner, form, resolved, fingerprint, idempotency_key)
+        job = await _create(store, orchestrator, spool, doc, video)
+    except BaseException:
+        with anyio.CancelScope(shield=True):  # clean up even when the request is being cancelled
+            await run_in_threadpool(_discard, store, spool, job_id)
+        raise
+    finally:
+        spool.remove_file()
+    if job.id == job_id:
+        metrics.count_upload("accepted", job.input.size)
+        logger.info("job %s created for %s (%s, %d bytes)", job.id, owner, job.input.name, job.input.size)
+    return job
