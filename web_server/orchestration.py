@@ -4,8 +4,13 @@ Rules (see ``shared/ARCHITECTURE.md``, "Job lifecycle"):
 
 - ``sfm`` first; when it succeeds every requested training stage (``gs``, ``nerf``) is queued at
   once, and one failing never cancels its sibling.
-- A claim grants a lease; the n-th grant is attempt n. A live lease is never granted twice, except
-  to the redelivery of the very message the current holder claimed for (its holder is gone).
+- A claim grants a lease; the n-th grant is attempt n. A live lease is never granted twice, not
+  even to a redelivered message: a broker restart redelivers the messages of workers that are
+  alive and still heartbeating, so "redelivered" does not mean "its holder is gone". A redelivery
+  of a running stage is refused (the worker acks and drops it); if the holder really is gone, its
+  lease expires and the reaper publishes a new attempt.
+- A holder that stops on purpose (SIGTERM) releases its lease: the stage is ``queued`` again and
+  the grant is returned (``attempt`` − 1), so the requeued message is claimed at once.
 - Every worker write names its lease; a lease that is not the stage's current one is refused.
 - A retryable failure is queued again after a backoff (``retry_at``), up to ``max_attempts``;
   a permanent one fails the stage at once. The reaper re-queues expired leases the same way and
@@ -225,12 +230,11 @@ class Orchestrator:
     def claim(self, job_id: str, stage: StageName, request: ClaimRequest, now: datetime) -> Lease:
         """Grant the stage's lease for the message a worker received, or raise :class:`LeaseConflictError`."""
         p = f"stages.{stage}"
+        # Never a live lease, whatever ``request.redelivered`` says (see the module docstring).
         takeovers: list[dict[str, Any]] = [
             {f"{p}.status": "queued"},
             {f"{p}.status": "running", f"{p}.lease_expires_at": {"$lte": now}},
         ]
-        if request.redelivered:
-            takeovers.append({f"{p}.status": "running", f"{p}.message_id": request.message_id})
         lease_id = uuid.uuid4().hex
         expires = now + timedelta(seconds=self.settings.lease_s)
         doc = self.store.jobs.find_one_and_update(
@@ -260,7 +264,7 @@ class Orchestrator:
             return_document=ReturnDocument.AFTER,
         )
         if doc is None:
-            raise self._claim_conflict(job_id, stage, now)
+            raise self._claim_conflict(job_id, stage, request)
         stage_doc = doc["stages"][stage]
         return Lease(
             lease_id=lease_id,
@@ -270,7 +274,7 @@ class Orchestrator:
             heartbeat_s=self.heartbeat_s,
         )
 
-    def _claim_conflict(self, job_id: str, stage: StageName, now: datetime) -> Exception:
+    def _claim_conflict(self, job_id: str, stage: StageName, request: ClaimRequest) -> Exception:
         job = self.get(job_id)
         if job is None:
             return LeaseConflictError("JOB_GONE", "The job was deleted.")
@@ -286,9 +290,10 @@ class Orchestrator:
         if current.attempt >= self.settings.max_attempts:
             return LeaseConflictError("ALREADY_CLAIMED", f"The {stage} stage used all {current.attempt} attempts.")
         expires = as_utc(current.lease_expires_at)
+        why = " (a redelivered message of a stage whose holder is alive: drop it)" if request.redelivered else ""
         return LeaseConflictError(
             "ALREADY_CLAIMED",
-            f"Attempt {current.attempt} of {stage} is held by {current.worker_id} until {expires}.",
+            f"Attempt {current.attempt} of {stage} is held by {current.worker_id} until {expires}{why}.",
         )
 
     def _lease_conflict(self, job_id: str, stage: StageName, lease_id: str) -> Exception:
@@ -328,6 +333,35 @@ class Orchestrator:
         if isinstance(error, LeaseConflictError) and error.code == "CANCELLED":
             return HeartbeatReply(expires_at=now, cancelled=True)
         raise error
+
+    def release(self, job_id: str, stage: StageName, lease_id: str, now: datetime) -> None:
+        """The holder gives its lease back unfinished (it is stopping): the stage is ``queued`` again.
+
+        The grant is returned (``attempt`` − 1) because the attempt never ran to an outcome; the
+        holder requeues its message, whose next claim is granted at once. Raises
+        :class:`LeaseConflictError` when ``lease_id`` is not the stage's current lease.
+        """
+        p = f"stages.{stage}"
+        doc = self.store.jobs.find_one_and_update(
+            {"_id": job_id, "status": {"$in": ACTIVE_JOB}, f"{p}.lease_id": lease_id, f"{p}.status": "running"},
+            {
+                "$set": {
+                    f"{p}.status": "queued",
+                    f"{p}.lease_id": None,
+                    f"{p}.lease_expires_at": None,
+                    f"{p}.queued_at": now,
+                    f"{p}.retry_at": None,
+                    f"{p}.progress": 0.0,
+                    f"{p}.message": "waiting for a worker (the last one stopped)",
+                    "updated_at": now,
+                },
+                "$inc": {f"{p}.attempt": -1, "version": 1},
+            },
+            projection={"_id": 1},
+        )
+        if doc is None:
+            raise self._lease_conflict(job_id, stage, lease_id)
+        self.settle(job_id, now)
 
     def require_lease(self, job_id: str, stage: StageName, lease_id: str) -> StoredJob:
         """The job when ``lease_id`` is the running stage's current lease, else raise."""

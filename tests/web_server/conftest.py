@@ -161,6 +161,9 @@ class FakeWorker:
         body = {"lease_id": lease_id, "progress": progress, "message": message}
         return self.server.client.post(self.url(request, "heartbeat"), json=body, headers=self.headers)
 
+    def release(self, request: StageRequest, lease_id: str) -> Any:
+        return self.server.client.post(self.url(request, "release"), json={"lease_id": lease_id}, headers=self.headers)
+
     def upload(self, request: StageRequest, lease_id: str, name: str, data: bytes, sha256: str | None = None) -> Any:
         import hashlib
 

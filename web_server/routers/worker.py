@@ -12,7 +12,16 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from shared.messages import StageName
-from shared.worker_api import ArtifactInfo, ClaimRequest, Heartbeat, HeartbeatReply, Lease, ResultAck, StageResult
+from shared.worker_api import (
+    ArtifactInfo,
+    ClaimRequest,
+    Heartbeat,
+    HeartbeatReply,
+    Lease,
+    Release,
+    ResultAck,
+    StageResult,
+)
 from web_server.artifact_names import content_type, is_stage_artifact
 from web_server.deps import OrchestratorDep, SettingsDep, StoreDep, require_worker
 from web_server.downloads import file_response
@@ -147,3 +156,11 @@ def post_result(job_id: str, stage: StageName, body: StageResult, orchestrator: 
     """Record the attempt's outcome; the worker acks its message once this answers 200."""
     with _refusals_as_problems():
         return orchestrator.record_result(job_id, stage, body, utcnow())
+
+
+@router.post("/jobs/{job_id}/stages/{stage}/release", status_code=204, response_class=Response, responses=_ERRORS)
+def release_stage(job_id: str, stage: StageName, body: Release, orchestrator: OrchestratorDep) -> Response:
+    """Give the lease back unfinished (the worker is stopping): the stage is queued for the next claim."""
+    with _refusals_as_problems():
+        orchestrator.release(job_id, stage, body.lease_id, utcnow())
+    return Response(status_code=204)
