@@ -99,7 +99,9 @@ def create_app(settings: Settings, *, broker: Broker | None = None, db: Database
 
     Args:
         settings: the configuration.
-        broker: publishes stage requests; default ``make_broker(settings.amqp_url, prefix=settings.queue_prefix)``.
+        broker: publishes stage requests; default ``make_broker(settings.amqp_url, prefix=settings.queue_prefix,
+            publish_retry_s=settings.publish_timeout_s)``, so that no request waits long for a broker that
+            is down.
         db: the MongoDB database; default ``settings.mongo_db`` on ``settings.mongo_url``.
 
     Returns:
@@ -115,7 +117,9 @@ def create_app(settings: Settings, *, broker: Broker | None = None, db: Database
         db = connect(settings.mongo_url, settings.mongo_db)
         owned.append(db.client)
     if broker is None:
-        broker = make_broker(settings.amqp_url, prefix=settings.queue_prefix)
+        broker = make_broker(
+            settings.amqp_url, prefix=settings.queue_prefix, publish_retry_s=settings.publish_timeout_s
+        )
         owned.append(broker)
     store = Store(db)
     orchestrator = Orchestrator(store, broker, settings)

@@ -22,7 +22,10 @@ Every write is a single ``find_one_and_update``/``update_one`` whose filter carr
 it relies on, and increments ``version``; writes derived from a read (status aggregation, cancel)
 are conditioned on that read's ``version`` and retried, so concurrent writers never lose updates.
 A stage is written ``queued`` *before* its message is published: a crash in between is repaired
-by the reaper's unclaimed re-publish.
+by the reaper's unclaimed re-publish. A publish waits for the broker at most
+``publish_timeout_s`` (the broker object's own budget), so a request never hangs on a broker that
+is down: the stage is marked ``unpublished`` and every reaper pass publishes such stages again
+until the broker takes them.
 """
 
 from __future__ import annotations
@@ -202,6 +205,7 @@ class Orchestrator:
                     f"{p}.queued_at": now,
                     f"{p}.retry_at": None,
                     f"{p}.published_message_id": message_id,
+                    f"{p}.unpublished": False,
                     f"{p}.message": message,
                     "updated_at": now,
                 },
@@ -211,20 +215,54 @@ class Orchestrator:
         )
         if doc is None:
             return False
+        self._send(doc, stage, message_id, now)
+        return True
+
+    def _send(self, doc: dict[str, Any], stage: StageName, message_id: str, now: datetime) -> bool:
+        """Publish the stage's request from the job document; on failure mark the stage ``unpublished``.
+
+        Returns:
+            Whether the broker took the message.
+        """
         stage_doc = doc["stages"][stage]
         request = StageRequest(
             message_id=message_id,
-            job_id=job_id,
+            job_id=doc["_id"],
             stage=stage,
             attempt=int(stage_doc.get("attempt", 0)) + 1,
             options=stage_doc.get("options", {}),
             created_at=now,
         )
+        p = f"stages.{stage}"
+        current = {"_id": doc["_id"], f"{p}.status": "queued", f"{p}.published_message_id": message_id}
         try:
             self.publisher.publish(stage, request.to_bytes(), message_id=message_id)
-        except Exception:  # the stage stays queued; the reaper publishes it again later
-            logger.exception("publishing %s of job %s failed; the reaper will retry", stage, job_id)
+        except Exception as exc:  # the stage stays queued; the reaper publishes it again
+            logger.warning("publishing %s of job %s failed (%s); the reaper will retry", stage, doc["_id"], exc)
+            self.store.jobs.update_one(current, {"$set": {f"{p}.unpublished": True}, "$inc": {"version": 1}})
+            return False
+        if stage_doc.get("unpublished"):
+            self.store.jobs.update_one(current, {"$set": {f"{p}.unpublished": False}, "$inc": {"version": 1}})
         return True
+
+    def publish_unpublished(self, now: datetime) -> list[str]:
+        """Publish again the queued stages whose request the broker did not take; stops at the first failure.
+
+        Returns:
+            The job ids whose stage was published now.
+        """
+        published: list[str] = []
+        for stage in STAGES:
+            p = f"stages.{stage}"
+            query = {"status": {"$in": ACTIVE_JOB}, f"{p}.status": "queued", f"{p}.unpublished": True}
+            for doc in self.store.jobs.find(query, {"_id": 1, p: 1}):
+                message_id = doc["stages"][stage].get("published_message_id")
+                if message_id is None:
+                    continue
+                if not self._send(doc, stage, message_id, now):
+                    return published  # the broker is still away: the next pass tries again
+                published.append(doc["_id"])
+        return published
 
     # -- worker calls ------------------------------------------------------------------------------
     def claim(self, job_id: str, stage: StageName, request: ClaimRequest, now: datetime) -> Lease:
@@ -587,7 +625,7 @@ class Orchestrator:
         return published
 
     def reap(self, now: datetime) -> ReapReport:
-        """One reaper pass: expired leases, due retries, unclaimed stages, unsettled jobs.
+        """One reaper pass: expired leases, unpublished requests, due retries, unclaimed stages, unsettled jobs.
 
         Args:
             now: the current time (tests pass a later one to expire leases).
@@ -596,6 +634,7 @@ class Orchestrator:
             What was done, by job id.
         """
         report = ReapReport()
+        report.published.extend(self.publish_unpublished(now))
         for stage in STAGES:
             p = f"stages.{stage}"
             expired = self.store.jobs.find(
