@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from shared.broker import MemoryBroker
+from shared.broker import BrokerError, MemoryBroker
 from shared.messages import StageName, StageRequest
 from shared.settings import Settings
 
@@ -35,9 +35,12 @@ class RecordingBroker(MemoryBroker):
     def __init__(self) -> None:
         super().__init__()
         self.published: list[StageRequest] = []
+        self.down = False  # set to refuse every publish, as an unreachable RabbitMQ does
         self.declare()
 
     def publish(self, stage: StageName, body: bytes, *, message_id: str) -> None:
+        if self.down:
+            raise BrokerError("the broker is down (test)")
         super().publish(stage, body, message_id=message_id)
         self.published.append(StageRequest.from_bytes(body))
 
