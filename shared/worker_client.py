@@ -2,9 +2,10 @@
 
 Every call carries ``Authorization: Bearer <worker token>``. While the server is unreachable (connection
 refused, timeouts, 5xx, 429) a call is retried with backoff for up to ``retry_for_s`` seconds, then
-raises :class:`ServerUnreachable`; when the worker's stop event is set, the retrying ends at once
-with :class:`ClientStopped` (a stopping worker never waits out the budget). A 409 raises :class:`LeaseLost` (the worker drops the work and acks
-the message); 401/403 raise :class:`WorkerAuthError`; any other refusal raises :class:`WorkerApiError`.
+raises :class:`ServerUnreachable`; once the worker's stop event is set, the retrying ends at once
+with :class:`ClientStopped` (a stopping worker never waits out the budget). A 409 raises
+:class:`LeaseLost` (the worker drops the work and acks the message); 401/403 raise
+:class:`WorkerAuthError`; any other refusal raises :class:`WorkerApiError`.
 Files move as streams: inputs are written to disk chunk by chunk, artifacts are sent from disk with
 their SHA-256 in ``X-Content-SHA256``.
 """

@@ -126,8 +126,14 @@ class Janitor:
         by_job: dict[Any, list[dict[str, Any]]] = {}
         for doc in old:
             by_job.setdefault((doc.get("metadata") or {}).get("job_id"), []).append(doc)
-        for job_id, docs in by_job.items():
-            referenced = self._referenced(job_id)
+        job_ids = [job_id for job_id in by_job if job_id is not None]
+        referenced: set[Any] = set()
+        for start in range(0, len(job_ids), _BATCH):
+            jobs = self.store.jobs.find(
+                {"_id": {"$in": job_ids[start : start + _BATCH]}}, {"input.file_id": 1, "stages": 1}
+            )
+            referenced.update(file_id for job in jobs for file_id in _file_ids(job))
+        for docs in by_job.values():
             for doc in docs:
                 if doc["_id"] in referenced:
                     continue
@@ -136,18 +142,14 @@ class Janitor:
                 report.unreferenced_files += 1
                 report.unreferenced_bytes += int(doc.get("length", 0))
 
-    def _referenced(self, job_id: Any) -> set[Any]:
-        """The file ids a job references (none when there is no such job)."""
-        if job_id is None:
-            return set()
-        job = self.store.jobs.find_one({"_id": job_id}, {"input.file_id": 1, "stages": 1})
-        if job is None:
-            return set()
-        ids = {(job.get("input") or {}).get("file_id")}
-        for stage in (job.get("stages") or {}).values():
-            ids.update(artifact.get("file_id") for artifact in stage.get("artifacts") or [])
-        ids.discard(None)
-        return ids
+
+def _file_ids(job: dict[str, Any]) -> set[Any]:
+    """The file ids a job document references: its input and every stage's artifacts."""
+    ids = {(job.get("input") or {}).get("file_id")}
+    for stage in (job.get("stages") or {}).values():
+        ids.update(artifact.get("file_id") for artifact in stage.get("artifacts") or [])
+    ids.discard(None)
+    return ids
 
 
 def _written_before(chunk_id: Any, files_id: Any, cutoff: datetime) -> bool:

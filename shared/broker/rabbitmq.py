@@ -42,6 +42,10 @@ _PUMP_S = 0.2
 #: The longest a readiness check takes, whatever state the broker is in.
 READY_TIMEOUT_S = 1.0
 
+#: How long a readiness check waits for a publish that holds the connection before it answers
+#: that publish's last outcome instead.
+_READY_LOCK_WAIT_S = 0.2
+
 #: The longest one connection attempt may take (TCP connect, AMQP handshake).
 _CONNECT_TIMEOUT_S = 5.0
 
@@ -189,6 +193,7 @@ class RabbitMQBroker(Broker):
                 lambda ch: ch.queue_declare(self.queue("sfm"), passive=True),
                 retry_for_s=0.0,
                 timeout_s=READY_TIMEOUT_S,
+                lock_wait_s=_READY_LOCK_WAIT_S,
             )
         except _BusyError:
             return self._healthy
@@ -219,6 +224,7 @@ class RabbitMQBroker(Broker):
         call: Callable[[BlockingChannel], _T],
         retry_for_s: float | None = None,
         timeout_s: float | None = None,
+        lock_wait_s: float | None = None,
     ) -> _T:
         """Run ``call`` on the publishing channel, reconnecting with backoff while the broker is away.
 
@@ -227,6 +233,8 @@ class RabbitMQBroker(Broker):
             retry_for_s: how long to keep retrying; ``publish_retry_s`` when None.
             timeout_s: the most the whole call may take (waiting for the publishing connection and
                 connecting included); ``max(retry_for_s, 1 s)`` when None.
+            lock_wait_s: how long to wait for another call to free the publishing connection;
+                ``timeout_s`` when None.
 
         Raises:
             BrokerError: refused (404/406), or still failing after ``retry_for_s``; :class:`_BusyError`
@@ -238,8 +246,9 @@ class RabbitMQBroker(Broker):
         deadline = started + retry_for_s
         hard_deadline = started + timeout_s
         backoff = Backoff(first=0.25, cap=5.0)
-        if not self._lock.acquire(timeout=timeout_s):
-            raise _BusyError(f"the publishing connection stayed busy for {timeout_s:.1f} s")
+        lock_wait_s = timeout_s if lock_wait_s is None else min(lock_wait_s, timeout_s)
+        if not self._lock.acquire(timeout=lock_wait_s):
+            raise _BusyError(f"the publishing connection stayed busy for {lock_wait_s:.1f} s")
         try:
             while True:
                 try:

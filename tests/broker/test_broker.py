@@ -329,8 +329,8 @@ def test_readiness_answers_within_a_second_while_a_publish_retries_an_unreachabl
     publisher.start()
     time.sleep(0.5)  # the publish holds the connection, retrying
     started = time.monotonic()
-    assert not broker.ready()
-    assert time.monotonic() - started < 1.5
+    assert not broker.ready()  # the last outcome of the publish holding the connection
+    assert time.monotonic() - started < 1.0
     publisher.join(20)
     assert len(failures) == 1  # the publish itself keeps its own budget
     broker.close()
