@@ -13,10 +13,14 @@ For each delivery (one at a time):
 5. Upload the artifacts, then **report** the result: ``succeeded``; or ``failed`` with the
    :class:`~shared.errors.StageError`'s code and retryability (``CANCELLED`` for a cancellation;
    ``INTERNAL``, retryable, for any other exception).
-6. **Ack only after the server accepted the result.** Lease lost anywhere → ack and drop. Server
-   unreachable past the client's retry budget, or the worker stopping → requeue (the message comes
-   back marked redelivered, and its next claim takes over the lease at once).
+6. **Ack only after the server accepted the result.** Lease lost anywhere (a redelivered message
+   whose stage is still held by a live worker included) → ack and drop. Server unreachable past the
+   client's retry budget → requeue. Worker stopping → release the lease (one try: the stage is
+   queued again) and requeue, so the next worker claims it at once.
 7. Remove the scratch directory.
+
+A stopping worker never waits out a retry budget (the client's retry loops watch the stop event),
+and a worker process exits at the latest ``stop_grace_s`` after SIGTERM, whatever its stage is doing.
 
 Workers hold no retry state: attempts, leases and re-publishing belong to the server.
 """
@@ -46,9 +50,17 @@ from shared.errors import Cancelled, ErrorCode, StageError
 from shared.messages import StageName, StageRequest
 from shared.options import OPTIONS_BY_STAGE, DeviceClass, SplatOptions, StageOptions, TensorfOptions
 from shared.progress import ProgressFn
+from shared.scratch import ScratchSpace
 from shared.settings import Device, Settings
 from shared.worker_api import ClaimRequest, Heartbeat, Lease, StageErrorBody, StageResult, WorkerAnnouncement
-from shared.worker_client import LeaseLost, ServerUnreachable, WorkerApiError, WorkerAuthError, WorkerClient
+from shared.worker_client import (
+    ClientStopped,
+    LeaseLost,
+    ServerUnreachable,
+    WorkerApiError,
+    WorkerAuthError,
+    WorkerClient,
+)
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +265,9 @@ class Worker:
         broker: where the stage's messages come from.
         client: the worker API client.
         worker_id: how the server records this worker.
-        scratch_root: parent of the per-job scratch folders (each removed after its job).
+        scratch_root: this worker kind's scratch root; while :meth:`run` runs, each attempt works in a
+            folder of the worker's locked run folder there (:class:`~shared.scratch.ScratchSpace`),
+            and run folders that dead processes left behind are removed when it starts.
         heartbeat_s: heartbeat at most this far apart (the lease's ``heartbeat_s`` applies when shorter).
     """
 
@@ -275,6 +289,7 @@ class Worker:
         self.heartbeat_s = heartbeat_s
         self.fatal: WorkerAuthError | None = None
         self._stop = threading.Event()
+        self._run_dir: Path | None = None
 
     def run(self, stop: threading.Event) -> None:
         """Consume the stage's queue until ``stop`` is set (or the worker token is refused).
@@ -283,9 +298,15 @@ class Worker:
             WorkerAuthError: the server refused the worker token; the message was given back.
         """
         self._stop = stop
+        self.client.stop = stop
         log.info("worker %s serving stage %s", self.worker_id, self.spec.stage)
         self._announce()
-        self.broker.consume(self.spec.stage, self.handle, stop=stop)
+        with ScratchSpace(self.scratch_root) as run_dir:
+            self._run_dir = run_dir
+            try:
+                self.broker.consume(self.spec.stage, self.handle, stop=stop)
+            finally:
+                self._run_dir = None
         if self.fatal is not None:
             raise self.fatal
 
@@ -334,12 +355,15 @@ class Worker:
             lease = self.client.claim(request.job_id, request.stage, claim)
         except Exception as exc:
             return self._settle_for(exc, request, "claim")
-        scratch = self.scratch_root / f"{request.job_id}-{request.stage}-{lease.lease_id[:16]}"
+        if redelivered:
+            log.info("%s/%s: claimed a redelivered message (its lease was free)", request.job_id, request.stage)
+        scratch = (self._run_dir or self.scratch_root) / f"{request.job_id}-{request.stage}-{lease.lease_id[:16]}"
         interval = min(lease.heartbeat_s, self.heartbeat_s or lease.heartbeat_s)
         try:
             with _Heartbeat(self.client, request, lease.lease_id, interval, self._stop) as beat:
                 result = self._attempt(request, lease, scratch, beat)
         except Exception as exc:
+            self._release_if_stopping(exc, request, lease)
             return self._settle_for(exc, request, "stage")
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -348,6 +372,7 @@ class Worker:
         try:
             ack = self.client.report_result(request.job_id, request.stage, result)
         except Exception as exc:
+            self._release_if_stopping(exc, request, lease)
             return self._settle_for(exc, request, "result")
         log.info(
             "%s/%s %s recorded%s",
@@ -381,7 +406,7 @@ class Worker:
                 uploaded.append(name)
             metrics = {**output.metrics, "worker_seconds": round(time.monotonic() - started, 3)}
             return StageResult(lease_id=lease.lease_id, status="succeeded", metrics=metrics, artifacts=uploaded)
-        except (LeaseLost, WorkerStopping, WorkerAuthError, ServerUnreachable):
+        except (LeaseLost, WorkerStopping, ClientStopped, WorkerAuthError, ServerUnreachable):
             raise  # nothing to report (or no way to): settled by _settle_for
         except StageError as exc:
             log.warning("%s/%s failed: %r", request.job_id, request.stage, exc)
@@ -395,13 +420,19 @@ class Worker:
         metrics = {"worker_seconds": round(time.monotonic() - started, 3)}
         return StageResult(lease_id=lease.lease_id, status="failed", metrics=metrics, error=body)
 
+    def _release_if_stopping(self, exc: Exception, request: StageRequest, lease: Lease) -> None:
+        """Give the lease back when the attempt ends because the worker stops (one quick try)."""
+        stopping = isinstance(exc, WorkerStopping | ClientStopped)
+        if stopping and self.client.release(request.job_id, request.stage, lease.lease_id):
+            log.info("%s/%s: lease released for the next worker", request.job_id, request.stage)
+
     def _settle_for(self, exc: Exception, request: StageRequest, step: str) -> _Settle:
         """How to settle a message whose ``step`` (claim, stage, result) raised ``exc``."""
         where = f"{request.job_id}/{request.stage} {step}"
         if isinstance(exc, LeaseLost):
             log.info("%s: lease refused (%s), dropping the message", where, exc.code or exc.detail)
             return _Settle.ACK
-        if isinstance(exc, WorkerStopping):
+        if isinstance(exc, WorkerStopping | ClientStopped):
             log.info("%s: worker stopping, giving the message back", where)
             return _Settle.REQUEUE
         if isinstance(exc, ServerUnreachable):
@@ -462,7 +493,7 @@ class WorkerPool:
         self.workers: list[Worker] = []
         for spec in specs:
             for index in range(replicas):
-                client = WorkerClient(server_url, worker_token, retry_for_s=retry_for_s)
+                client = WorkerClient(server_url, worker_token, retry_for_s=retry_for_s, stop=self._stop)
                 self._clients.append(client)
                 self.workers.append(
                     Worker(
@@ -524,8 +555,11 @@ def start_workers(
 def run_worker_process(spec: WorkerSpec, settings: Settings | None = None, *, broker: Broker | None = None) -> int:
     """A worker process's main: read ``VID2SCENE_*`` settings, consume until SIGTERM/SIGINT.
 
-    On SIGTERM the running stage stops at its next progress call and its message is requeued
-    unreported (marked redelivered, so the next worker takes the lease over at once).
+    On SIGTERM the running stage stops at its next progress call, its lease is released and its
+    message requeued unreported, so the next worker claims it at once. Calls to an unreachable
+    server stop retrying at once. A stage that does not reach a progress call within
+    ``settings.stop_grace_s`` is abandoned: the process exits with code 1 and the broker, seeing
+    the connection close, puts the unacknowledged message back in the queue.
 
     Args:
         spec: the worker kind.
@@ -535,22 +569,27 @@ def run_worker_process(spec: WorkerSpec, settings: Settings | None = None, *, br
 
     Returns:
         The exit code: 0 after a signal, 2 when the worker token was refused or the broker URL is
-        in-process (``memory://`` cannot reach another process).
+        in-process (``memory://`` cannot reach another process); the process ends with 1 when the
+        grace period ran out.
     """
     settings = settings or Settings()
     if broker is None and settings.amqp_url.startswith("memory:"):
         log.error("VID2SCENE_AMQP_URL is %s: a worker process needs RabbitMQ (amqp://...)", settings.amqp_url)
         return 2
     stop = threading.Event()
+    deadline = threading.Timer(settings.stop_grace_s, _exit_after_grace, args=(settings.stop_grace_s,))
+    deadline.daemon = True
 
     def on_signal(signum: int, _frame: object) -> None:
-        log.info("signal %d: stopping after the current step", signum)
+        log.info("signal %d: stopping (at the latest in %.0f s)", signum, settings.stop_grace_s)
         stop.set()
+        if deadline.ident is None:  # the first signal starts the clock
+            deadline.start()
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, on_signal)
     broker = broker or make_broker(settings.amqp_url, prefix=settings.queue_prefix)
-    with WorkerClient(settings.server_url, settings.worker_token) as client:
+    with WorkerClient(settings.server_url, settings.worker_token, stop=stop) as client:
         worker = Worker(
             spec,
             broker,
@@ -564,9 +603,19 @@ def run_worker_process(spec: WorkerSpec, settings: Settings | None = None, *, br
         except WorkerAuthError:
             return 2
         finally:
+            deadline.cancel()
             with contextlib.suppress(Exception):
                 broker.close()
     return 0
+
+
+def _exit_after_grace(grace_s: float) -> None:
+    """End the process now: the stop took longer than its grace period (the broker requeues the message)."""
+    log.error(
+        "the worker did not stop within %.0f s of the signal; exiting, its message goes back to the queue", grace_s
+    )
+    logging.shutdown()
+    os._exit(1)
 
 
 def worker_main(make_spec: Callable[[Settings], WorkerSpec]) -> int:

@@ -96,9 +96,29 @@ class Settings(BaseSettings):
         description="what the server says its training workers use (/v1/capabilities, the default preset); "
         "auto: the device of the training worker that announced itself last",
     )
+    publish_timeout_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=30,
+        description="longest wait for the broker to take a stage request; one not taken is published by the reaper",
+    )
+    janitor_interval_s: float = Field(
+        default=900.0, gt=0, description="how often crash leftovers (upload temp files, orphan files) are removed"
+    )
+    janitor_min_age_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="a leftover is removed only when untouched this long (an upload in progress never is)",
+    )
     # --- workers ---------------------------------------------------------------------------------
     device: Device = Field(default="auto", description="compute device for training stages")
     heartbeat_s: float = Field(default=15.0, gt=0, description="how often a worker heartbeats its stage")
+    stop_grace_s: float = Field(
+        default=25.0,
+        gt=0,
+        le=30,
+        description="a worker exits this long after SIGTERM at the latest; its message goes back to the queue",
+    )
     worker_id: str | None = Field(default=None, description="defaults to hostname:pid")
     threads: int | None = Field(
         default=None,

@@ -11,6 +11,7 @@ one is answered 409 with a problem+json body whose ``code`` says why):
 | ``PUT /internal/v1/jobs/{job_id}/stages/{stage}/artifacts/{name}`` (headers ``X-Lease-Id``, ``X-Content-SHA256``) | raw bytes, streamed | 201 :class:`ArtifactInfo`; 400 when the digest differs |
 | ``POST /internal/v1/jobs/{job_id}/stages/{stage}/result`` | :class:`StageResult` | 200 :class:`ResultAck`, or 409 |
 | ``POST /internal/v1/workers`` | :class:`WorkerAnnouncement` | 204 (a training worker says what it trains on) |
+| ``POST /internal/v1/jobs/{job_id}/stages/{stage}/release`` | :class:`Release` | 204 (the stage is queued again), or 409 |
 
 Input names: ``input`` (the uploaded video, whatever its extension) and any artifact of an earlier
 stage (``sfm.tar``).
@@ -48,7 +49,10 @@ class ClaimRequest(_Body):
     message_id: str
     attempt: int = Field(ge=1, description="the attempt number in the message")
     worker_id: str = Field(min_length=1, max_length=200)
-    redelivered: bool = Field(default=False, description="the broker marked the message redelivered")
+    redelivered: bool = Field(
+        default=False,
+        description="the broker marked the message redelivered (informational: a live lease is never taken over)",
+    )
 
 
 class Lease(_Body):
@@ -101,6 +105,12 @@ class StageResult(_Body):
     metrics: dict[str, Any] = Field(default_factory=dict)
     artifacts: list[str] = Field(default_factory=list, description="names uploaded by this attempt")
     error: StageErrorBody | None = None
+
+
+class Release(_Body):
+    """A stopping worker gives its lease back unfinished; the stage is queued for the next worker."""
+
+    lease_id: str
 
 
 class ResultAck(_Body):

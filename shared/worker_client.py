@@ -2,8 +2,10 @@
 
 Every call carries ``Authorization: Bearer <worker token>``. While the server is unreachable (connection
 refused, timeouts, 5xx, 429) a call is retried with backoff for up to ``retry_for_s`` seconds, then
-raises :class:`ServerUnreachable`. A 409 raises :class:`LeaseLost` (the worker drops the work and acks
-the message); 401/403 raise :class:`WorkerAuthError`; any other refusal raises :class:`WorkerApiError`.
+raises :class:`ServerUnreachable`; once the worker's stop event is set, the retrying ends at once
+with :class:`ClientStopped` (a stopping worker never waits out the budget). A 409 raises
+:class:`LeaseLost` (the worker drops the work and acks the message); 401/403 raise
+:class:`WorkerAuthError`; any other refusal raises :class:`WorkerApiError`.
 Files move as streams: inputs are written to disk chunk by chunk, artifacts are sent from disk with
 their SHA-256 in ``X-Content-SHA256``.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,6 +33,7 @@ from shared.worker_api import (
     Heartbeat,
     HeartbeatReply,
     Lease,
+    Release,
     ResultAck,
     StageResult,
     WorkerAnnouncement,
@@ -123,6 +127,8 @@ class WorkerClient:
         retry_for_s: how long a call keeps retrying while the server is unreachable.
         timeout_s: connect/read/write timeout of one HTTP attempt.
         transport: the httpx transport; ``None`` uses httpx's default HTTP transport.
+        stop: the worker's stop event; once set, a failed call raises :class:`ClientStopped` instead
+            of being retried (a first try is still made, so a finished stage can report its result).
     """
 
     def __init__(
@@ -133,8 +139,10 @@ class WorkerClient:
         retry_for_s: float = 300.0,
         timeout_s: float = 60.0,
         transport: httpx.BaseTransport | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.retry_for_s = retry_for_s
+        self.stop = stop or threading.Event()
         self._http = httpx.Client(
             base_url=server_url.rstrip("/") + API_PREFIX,
             headers={"Authorization": f"Bearer {token}"},
@@ -165,6 +173,24 @@ class WorkerClient:
     def report_result(self, job_id: str, stage: StageName, result: StageResult) -> ResultAck:
         """Report the attempt's outcome; once this returns the message may be acked."""
         return self._json("POST", f"{_stage_path(job_id, stage)}/result", result, ResultAck)
+
+    def release(self, job_id: str, stage: StageName, lease_id: str, *, timeout_s: float = 2.0) -> bool:
+        """Give the lease back unfinished (the worker is stopping); one try, never retried.
+
+        Returns:
+            Whether the server took it back (the stage is queued again). False when the server did
+            not answer within ``timeout_s`` or refused (the lease then expires on its own).
+        """
+        path = f"{_stage_path(job_id, stage)}/release"
+        try:
+            response = self._http.post(path, json=Release(lease_id=lease_id).model_dump(mode="json"), timeout=timeout_s)
+        except httpx.TransportError as exc:
+            log.warning("POST %s failed (%s); the lease will expire on its own", path, exc)
+            return False
+        if response.status_code != 204:
+            log.warning("POST %s answered %d: %s", path, response.status_code, response.text[:200])
+            return False
+        return True
 
     def fetch_input(self, job_id: str, name: str, lease_id: str, dest_dir: Path) -> Path:
         """Download a job input (``input``, ``sfm.tar``, ...) into ``dest_dir``, streamed to disk.
@@ -247,11 +273,22 @@ class WorkerClient:
             try:
                 return call()
             except (httpx.TransportError, _TransientError) as exc:
+                if self.stop.is_set():
+                    raise ClientStopped(
+                        0, "WORKER_STOPPING", f"{what}: {exc}; not retried, the worker is stopping"
+                    ) from exc
                 delay = min(backoff.next_delay(), max(0.0, deadline - time.monotonic()))
                 if delay <= 0.0:
                     raise ServerUnreachable(0, "SERVER_UNREACHABLE", f"{what}: {exc}") from exc
                 log.warning("%s failed (%s); retrying in %.1f s", what, exc, delay)
-                time.sleep(delay)
+                if self.stop.wait(delay):
+                    raise ClientStopped(
+                        0, "WORKER_STOPPING", f"{what}: {exc}; not retried, the worker is stopping"
+                    ) from exc
+
+
+class ClientStopped(WorkerApiError):  # noqa: N818 - names the condition
+    """The worker is stopping: a call that failed was not retried (its message is given back)."""
 
 
 class _TransientError(Exception):

@@ -20,6 +20,7 @@ from shared.broker import Broker, make_broker
 from shared.settings import Settings
 from web_server import api_docs
 from web_server.access_log import install_bounded_access_log
+from web_server.janitor import Janitor, run_janitor
 from web_server.metrics import Metrics
 from web_server.orchestration import Orchestrator
 from web_server.problems import install_problem_handlers
@@ -102,11 +103,14 @@ def create_app(settings: Settings, *, broker: Broker | None = None, db: Database
 
     Args:
         settings: the configuration.
-        broker: publishes stage requests; default ``make_broker(settings.amqp_url, prefix=settings.queue_prefix)``.
+        broker: publishes stage requests; default ``make_broker(settings.amqp_url, prefix=settings.queue_prefix,
+            publish_retry_s=settings.publish_timeout_s)``, so that no request waits long for a broker that
+            is down.
         db: the MongoDB database; default ``settings.mongo_db`` on ``settings.mongo_url``.
 
     Returns:
-        The app. Its lifespan creates the indexes, declares the stage queues and runs the reaper; a
+        The app. Its lifespan creates the indexes, declares the stage queues and runs the reaper and the
+        janitor (:mod:`web_server.janitor`, its first pass at start-up); a
         client or broker the app created itself is closed at shutdown. Raises ``ValueError`` when
         API keys are switched off, or a secret is left at its default, outside local mode.
     """
@@ -118,7 +122,9 @@ def create_app(settings: Settings, *, broker: Broker | None = None, db: Database
         db = connect(settings.mongo_url, settings.mongo_db, timeout_ms=settings.mongo_timeout_ms)
         owned.append(db.client)
     if broker is None:
-        broker = make_broker(settings.amqp_url, prefix=settings.queue_prefix)
+        broker = make_broker(
+            settings.amqp_url, prefix=settings.queue_prefix, publish_retry_s=settings.publish_timeout_s
+        )
         owned.append(broker)
     store = Store(db)
     orchestrator = Orchestrator(store, broker, settings)
@@ -128,13 +134,19 @@ def create_app(settings: Settings, *, broker: Broker | None = None, db: Database
         await run_in_threadpool(store.ensure_indexes)
         await run_in_threadpool(_declare_queues, broker)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        reaper = asyncio.create_task(run_reaper(orchestrator, settings.reaper_interval_s), name="reaper")
+        janitor = Janitor(store, settings.data_dir, settings.janitor_min_age_s)
+        tasks = [
+            asyncio.create_task(run_reaper(orchestrator, settings.reaper_interval_s), name="reaper"),
+            asyncio.create_task(run_janitor(janitor, settings.janitor_interval_s), name="janitor"),
+        ]
         try:
             yield
         finally:
-            reaper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reaper
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             for resource in owned:
                 resource.close()
 

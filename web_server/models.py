@@ -62,6 +62,9 @@ class StoredStage(_Stored):
     lease_expires_at: datetime | None = None
     message_id: str | None = Field(default=None, description="the message the current lease was claimed for")
     published_message_id: str | None = Field(default=None, description="the last StageRequest published")
+    unpublished: bool = Field(
+        default=False, description="the broker did not take that request; the reaper publishes it again"
+    )
     queued_at: datetime | None = None
     retry_at: datetime | None = Field(default=None, description="a retry waits for its backoff until then")
     started_at: datetime | None = None

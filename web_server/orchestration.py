@@ -4,8 +4,13 @@ Rules (see ``shared/ARCHITECTURE.md``, "Job lifecycle"):
 
 - ``sfm`` first; when it succeeds every requested training stage (``gs``, ``nerf``) is queued at
   once, and one failing never cancels its sibling.
-- A claim grants a lease; the n-th grant is attempt n. A live lease is never granted twice, except
-  to the redelivery of the very message the current holder claimed for (its holder is gone).
+- A claim grants a lease; the n-th grant is attempt n. A live lease is never granted twice, not
+  even to a redelivered message: a broker restart redelivers the messages of workers that are
+  alive and still heartbeating, so "redelivered" does not mean "its holder is gone". A redelivery
+  of a running stage is refused (the worker acks and drops it); if the holder really is gone, its
+  lease expires and the reaper publishes a new attempt.
+- A holder that stops on purpose (SIGTERM) releases its lease: the stage is ``queued`` again and
+  the grant is returned (``attempt`` − 1), so the requeued message is claimed at once.
 - Every worker write names its lease; a lease that is not the stage's current one is refused.
 - A retryable failure is queued again after a backoff (``retry_at``), up to ``max_attempts``;
   a permanent one fails the stage at once. The reaper re-queues expired leases the same way and
@@ -17,7 +22,10 @@ Every write is a single ``find_one_and_update``/``update_one`` whose filter carr
 it relies on, and increments ``version``; writes derived from a read (status aggregation, cancel)
 are conditioned on that read's ``version`` and retried, so concurrent writers never lose updates.
 A stage is written ``queued`` *before* its message is published: a crash in between is repaired
-by the reaper's unclaimed re-publish.
+by the reaper's unclaimed re-publish. A publish waits for the broker at most
+``publish_timeout_s`` (the broker object's own budget), so a request never hangs on a broker that
+is down: the stage is marked ``unpublished`` and every reaper pass publishes such stages again
+until the broker takes them.
 """
 
 from __future__ import annotations
@@ -197,6 +205,7 @@ class Orchestrator:
                     f"{p}.queued_at": now,
                     f"{p}.retry_at": None,
                     f"{p}.published_message_id": message_id,
+                    f"{p}.unpublished": False,
                     f"{p}.message": message,
                     "updated_at": now,
                 },
@@ -206,31 +215,64 @@ class Orchestrator:
         )
         if doc is None:
             return False
+        self._send(doc, stage, message_id, now)
+        return True
+
+    def _send(self, doc: dict[str, Any], stage: StageName, message_id: str, now: datetime) -> bool:
+        """Publish the stage's request from the job document; on failure mark the stage ``unpublished``.
+
+        Returns:
+            Whether the broker took the message.
+        """
         stage_doc = doc["stages"][stage]
         request = StageRequest(
             message_id=message_id,
-            job_id=job_id,
+            job_id=doc["_id"],
             stage=stage,
             attempt=int(stage_doc.get("attempt", 0)) + 1,
             options=stage_doc.get("options", {}),
             created_at=now,
         )
+        p = f"stages.{stage}"
+        current = {"_id": doc["_id"], f"{p}.status": "queued", f"{p}.published_message_id": message_id}
         try:
             self.publisher.publish(stage, request.to_bytes(), message_id=message_id)
-        except Exception:  # the stage stays queued; the reaper publishes it again later
-            logger.exception("publishing %s of job %s failed; the reaper will retry", stage, job_id)
+        except Exception as exc:  # the stage stays queued; the reaper publishes it again
+            logger.warning("publishing %s of job %s failed (%s); the reaper will retry", stage, doc["_id"], exc)
+            self.store.jobs.update_one(current, {"$set": {f"{p}.unpublished": True}, "$inc": {"version": 1}})
+            return False
+        if stage_doc.get("unpublished"):
+            self.store.jobs.update_one(current, {"$set": {f"{p}.unpublished": False}, "$inc": {"version": 1}})
         return True
+
+    def publish_unpublished(self, now: datetime) -> list[str]:
+        """Publish again the queued stages whose request the broker did not take; stops at the first failure.
+
+        Returns:
+            The job ids whose stage was published now.
+        """
+        published: list[str] = []
+        for stage in STAGES:
+            p = f"stages.{stage}"
+            query = {"status": {"$in": ACTIVE_JOB}, f"{p}.status": "queued", f"{p}.unpublished": True}
+            for doc in self.store.jobs.find(query, {"_id": 1, p: 1}):
+                message_id = doc["stages"][stage].get("published_message_id")
+                if message_id is None:
+                    continue
+                if not self._send(doc, stage, message_id, now):
+                    return published  # the broker is still away: the next pass tries again
+                published.append(doc["_id"])
+        return published
 
     # -- worker calls ------------------------------------------------------------------------------
     def claim(self, job_id: str, stage: StageName, request: ClaimRequest, now: datetime) -> Lease:
         """Grant the stage's lease for the message a worker received, or raise :class:`LeaseConflictError`."""
         p = f"stages.{stage}"
+        # Never a live lease, whatever ``request.redelivered`` says (see the module docstring).
         takeovers: list[dict[str, Any]] = [
             {f"{p}.status": "queued"},
             {f"{p}.status": "running", f"{p}.lease_expires_at": {"$lte": now}},
         ]
-        if request.redelivered:
-            takeovers.append({f"{p}.status": "running", f"{p}.message_id": request.message_id})
         lease_id = uuid.uuid4().hex
         expires = now + timedelta(seconds=self.settings.lease_s)
         doc = self.store.jobs.find_one_and_update(
@@ -260,7 +302,7 @@ class Orchestrator:
             return_document=ReturnDocument.AFTER,
         )
         if doc is None:
-            raise self._claim_conflict(job_id, stage, now)
+            raise self._claim_conflict(job_id, stage, request)
         stage_doc = doc["stages"][stage]
         return Lease(
             lease_id=lease_id,
@@ -270,7 +312,7 @@ class Orchestrator:
             heartbeat_s=self.heartbeat_s,
         )
 
-    def _claim_conflict(self, job_id: str, stage: StageName, now: datetime) -> Exception:
+    def _claim_conflict(self, job_id: str, stage: StageName, request: ClaimRequest) -> Exception:
         job = self.get(job_id)
         if job is None:
             return LeaseConflictError("JOB_GONE", "The job was deleted.")
@@ -286,9 +328,10 @@ class Orchestrator:
         if current.attempt >= self.settings.max_attempts:
             return LeaseConflictError("ALREADY_CLAIMED", f"The {stage} stage used all {current.attempt} attempts.")
         expires = as_utc(current.lease_expires_at)
+        why = " (a redelivered message of a stage whose holder is alive: drop it)" if request.redelivered else ""
         return LeaseConflictError(
             "ALREADY_CLAIMED",
-            f"Attempt {current.attempt} of {stage} is held by {current.worker_id} until {expires}.",
+            f"Attempt {current.attempt} of {stage} is held by {current.worker_id} until {expires}{why}.",
         )
 
     def _lease_conflict(self, job_id: str, stage: StageName, lease_id: str) -> Exception:
@@ -328,6 +371,35 @@ class Orchestrator:
         if isinstance(error, LeaseConflictError) and error.code == "CANCELLED":
             return HeartbeatReply(expires_at=now, cancelled=True)
         raise error
+
+    def release(self, job_id: str, stage: StageName, lease_id: str, now: datetime) -> None:
+        """The holder gives its lease back unfinished (it is stopping): the stage is ``queued`` again.
+
+        The grant is returned (``attempt`` − 1) because the attempt never ran to an outcome; the
+        holder requeues its message, whose next claim is granted at once. Raises
+        :class:`LeaseConflictError` when ``lease_id`` is not the stage's current lease.
+        """
+        p = f"stages.{stage}"
+        doc = self.store.jobs.find_one_and_update(
+            {"_id": job_id, "status": {"$in": ACTIVE_JOB}, f"{p}.lease_id": lease_id, f"{p}.status": "running"},
+            {
+                "$set": {
+                    f"{p}.status": "queued",
+                    f"{p}.lease_id": None,
+                    f"{p}.lease_expires_at": None,
+                    f"{p}.queued_at": now,
+                    f"{p}.retry_at": None,
+                    f"{p}.progress": 0.0,
+                    f"{p}.message": "waiting for a worker (the last one stopped)",
+                    "updated_at": now,
+                },
+                "$inc": {f"{p}.attempt": -1, "version": 1},
+            },
+            projection={"_id": 1},
+        )
+        if doc is None:
+            raise self._lease_conflict(job_id, stage, lease_id)
+        self.settle(job_id, now)
 
     def require_lease(self, job_id: str, stage: StageName, lease_id: str) -> StoredJob:
         """The job when ``lease_id`` is the running stage's current lease, else raise."""
@@ -553,7 +625,7 @@ class Orchestrator:
         return published
 
     def reap(self, now: datetime) -> ReapReport:
-        """One reaper pass: expired leases, due retries, unclaimed stages, unsettled jobs.
+        """One reaper pass: expired leases, unpublished requests, due retries, unclaimed stages, unsettled jobs.
 
         Args:
             now: the current time (tests pass a later one to expire leases).
@@ -562,6 +634,7 @@ class Orchestrator:
             What was done, by job id.
         """
         report = ReapReport()
+        report.published.extend(self.publish_unpublished(now))
         for stage in STAGES:
             p = f"stages.{stage}"
             expired = self.store.jobs.find(

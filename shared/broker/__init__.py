@@ -22,7 +22,7 @@ _memory_brokers: dict[str, MemoryBroker] = {}
 _memory_lock = threading.Lock()
 
 
-def make_broker(url: str, *, prefix: str = "") -> Broker:
+def make_broker(url: str, *, prefix: str = "", publish_retry_s: float | None = None) -> Broker:
     """The broker a URL names.
 
     Args:
@@ -31,6 +31,8 @@ def make_broker(url: str, *, prefix: str = "") -> Broker:
             in-process broker — every call with the same ``NAME`` (and prefix) in one process returns the
             same broker, so the web server and in-process workers share queues.
         prefix: prepended to the exchange and queue names.
+        publish_retry_s: RabbitMQ only: the most a publish may take before it raises
+            :class:`BrokerError` (the RabbitMQ broker's default when None).
 
     Returns:
         A broker; call :meth:`Broker.declare` before publishing.
@@ -42,7 +44,9 @@ def make_broker(url: str, *, prefix: str = "") -> Broker:
     if scheme in ("amqp", "amqps"):
         from shared.broker.rabbitmq import RabbitMQBroker  # pika only where RabbitMQ is used
 
-        return RabbitMQBroker(url, prefix=prefix)
+        if publish_retry_s is None:
+            return RabbitMQBroker(url, prefix=prefix)
+        return RabbitMQBroker(url, prefix=prefix, publish_retry_s=publish_retry_s)
     if scheme == "memory":
         key = f"{urlsplit(url).netloc}{urlsplit(url).path}|{prefix}"
         with _memory_lock:

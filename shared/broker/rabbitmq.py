@@ -39,6 +39,16 @@ _T = TypeVar("_T")
 #: How long a consuming thread blocks in pika at a time; bounds how fast ``stop`` is noticed.
 _PUMP_S = 0.2
 
+#: The longest a readiness check takes, whatever state the broker is in.
+READY_TIMEOUT_S = 1.0
+
+#: How long a readiness check waits for a publish that holds the connection before it answers
+#: that publish's last outcome instead.
+_READY_LOCK_WAIT_S = 0.2
+
+#: The longest one connection attempt may take (TCP connect, AMQP handshake).
+_CONNECT_TIMEOUT_S = 5.0
+
 #: Errors after which a connection (or its channel) is unusable and must be re-opened.
 _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     pika.exceptions.AMQPConnectionError,
@@ -109,8 +119,9 @@ class RabbitMQBroker(Broker):
         url: an AMQP URL, e.g. ``amqp://guest:guest@127.0.0.1:5672/%2F?heartbeat=30``.
         prefix: prepended to the exchange and queue names.
         heartbeat_s: the AMQP heartbeat to negotiate; ``None`` keeps the URL's (or the server's).
-        publish_retry_s: how long :meth:`publish` keeps retrying an unreachable broker before it
-            raises :class:`BrokerError`.
+        publish_retry_s: how long :meth:`publish` (and :meth:`declare`) may take in all, waiting for
+            the publishing connection included, before it raises :class:`BrokerError`; a
+            connection attempt never takes longer than what is left of it.
         reconnect_cap_s: the longest wait between reconnection attempts of a consumer.
     """
 
@@ -128,13 +139,15 @@ class RabbitMQBroker(Broker):
         if heartbeat_s is not None:
             self._params.heartbeat = heartbeat_s
         self._params.connection_attempts = 1
-        self._params.socket_timeout = 5.0
+        self._params.socket_timeout = _CONNECT_TIMEOUT_S
+        self._params.stack_timeout = _CONNECT_TIMEOUT_S
         self._params.blocked_connection_timeout = 60.0
         self._publish_retry_s = publish_retry_s
         self._reconnect_cap_s = reconnect_cap_s
         self._lock = threading.Lock()  # guards the publishing connection
         self._connection: BlockingConnection | None = None
         self._channel: BlockingChannel | None = None
+        self._healthy = False  # how the last call on the publishing connection went
 
     # --- publishing side (one shared connection, serialised) -------------------------------------
 
@@ -169,9 +182,21 @@ class RabbitMQBroker(Broker):
         return self._with_channel(lambda ch: ch.queue_declare(self.queue(stage), passive=True).method.message_count)
 
     def ready(self) -> bool:
-        """Whether the broker answers a passive declare of the ``sfm`` queue on the first try."""
+        """Whether the broker answers a passive declare of the ``sfm`` queue; within :data:`READY_TIMEOUT_S`.
+
+        One try on a connection bounded by that time. While a publish holds the publishing
+        connection (e.g. retrying a broker that is away), the outcome of the last call on it is
+        answered instead of waiting.
+        """
         try:
-            self._with_channel(lambda ch: ch.queue_declare(self.queue("sfm"), passive=True), retry_for_s=0.0)
+            self._with_channel(
+                lambda ch: ch.queue_declare(self.queue("sfm"), passive=True),
+                retry_for_s=0.0,
+                timeout_s=READY_TIMEOUT_S,
+                lock_wait_s=_READY_LOCK_WAIT_S,
+            )
+        except _BusyError:
+            return self._healthy
         except BrokerError:
             return False
         return True
@@ -194,24 +219,43 @@ class RabbitMQBroker(Broker):
         with self._lock:
             self._drop_publisher()
 
-    def _with_channel(self, call: Callable[[BlockingChannel], _T], retry_for_s: float | None = None) -> _T:
+    def _with_channel(
+        self,
+        call: Callable[[BlockingChannel], _T],
+        retry_for_s: float | None = None,
+        timeout_s: float | None = None,
+        lock_wait_s: float | None = None,
+    ) -> _T:
         """Run ``call`` on the publishing channel, reconnecting with backoff while the broker is away.
 
         Args:
             call: what to do on the channel.
             retry_for_s: how long to keep retrying; ``publish_retry_s`` when None.
+            timeout_s: the most the whole call may take (waiting for the publishing connection and
+                connecting included); ``max(retry_for_s, 1 s)`` when None.
+            lock_wait_s: how long to wait for another call to free the publishing connection;
+                ``timeout_s`` when None.
 
         Raises:
-            BrokerError: refused (404/406), or still failing after ``retry_for_s``.
+            BrokerError: refused (404/406), or still failing after ``retry_for_s``; :class:`_BusyError`
+                (a ``BrokerError``) when another call held the publishing connection all along.
         """
         retry_for_s = self._publish_retry_s if retry_for_s is None else retry_for_s
-        deadline = time.monotonic() + retry_for_s
+        timeout_s = max(retry_for_s, 1.0) if timeout_s is None else timeout_s
+        started = time.monotonic()
+        deadline = started + retry_for_s
+        hard_deadline = started + timeout_s
         backoff = Backoff(first=0.25, cap=5.0)
-        with self._lock:
+        lock_wait_s = timeout_s if lock_wait_s is None else min(lock_wait_s, timeout_s)
+        if not self._lock.acquire(timeout=lock_wait_s):
+            raise _BusyError(f"the publishing connection stayed busy for {lock_wait_s:.1f} s")
+        try:
             while True:
                 try:
-                    channel = self._publisher_channel()
-                    return call(channel)
+                    channel = self._publisher_channel(max(hard_deadline - time.monotonic(), 0.1))
+                    result = call(channel)
+                    self._healthy = True
+                    return result
                 except pika.exceptions.ChannelClosedByBroker as exc:
                     self._drop_publisher()
                     if exc.reply_code in (404, 406):  # NOT_FOUND, PRECONDITION_FAILED: not transient
@@ -220,13 +264,17 @@ class RabbitMQBroker(Broker):
                 except (pika.exceptions.NackError, *_CONNECTION_ERRORS) as exc:
                     self._drop_publisher()
                     error = exc
+                self._healthy = False
                 delay = backoff.next_delay()
-                if time.monotonic() + delay > deadline:
+                if time.monotonic() + delay > min(deadline, hard_deadline):
                     raise BrokerError(f"RabbitMQ unreachable for {retry_for_s:.0f} s: {error}") from error
                 log.warning("RabbitMQ call failed (%s); retrying in %.1f s", error, delay)
                 time.sleep(delay)
+        finally:
+            self._lock.release()
 
-    def _publisher_channel(self) -> BlockingChannel:
+    def _publisher_channel(self, connect_timeout_s: float) -> BlockingChannel:
+        """The open publishing channel; a new connection (declaring the topology) when there is none."""
         if self._connection is not None and self._connection.is_open and self._channel is not None:
             try:
                 self._connection.process_data_events(0)  # answer heartbeats, notice a dead connection
@@ -236,9 +284,11 @@ class RabbitMQBroker(Broker):
                 if self._channel.is_open:
                     return self._channel
         self._drop_publisher()
-        self._connection = self._connect("publisher")
+        self._connection = self._connect("publisher", timeout_s=connect_timeout_s)
         self._channel = self._connection.channel()
         self._channel.confirm_delivery()
+        # Idempotent: a broker that lost its definitions (a fresh node) routes publishes again.
+        self._declare_on(self._channel, STAGES)
         return self._channel
 
     def _drop_publisher(self) -> None:
@@ -332,10 +382,17 @@ class RabbitMQBroker(Broker):
             )
             channel.queue_bind(queue, self.exchange, routing_key=queue)
 
-    def _connect(self, role: str) -> BlockingConnection:
+    def _connect(self, role: str, *, timeout_s: float = _CONNECT_TIMEOUT_S) -> BlockingConnection:
         params = copy.copy(self._params)
+        bounded = min(timeout_s, _CONNECT_TIMEOUT_S)
+        params.socket_timeout = bounded
+        params.stack_timeout = bounded
         params.client_properties = {"connection_name": f"vid2scene {role} {socket.gethostname()}:{os.getpid()}"}
         return BlockingConnection(params)
+
+
+class _BusyError(BrokerError):
+    """Another call held the publishing connection for the whole time allowed."""
 
 
 def _close_quietly(connection: BlockingConnection) -> None:

@@ -309,6 +309,47 @@ def test_unreachable_rabbitmq_is_not_ready_without_waiting_out_the_publish_retri
     broker.close()
 
 
+def test_readiness_answers_within_a_second_while_a_publish_retries_an_unreachable_rabbitmq() -> None:
+    from shared.broker import BrokerError
+    from shared.broker.rabbitmq import RabbitMQBroker
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    broker = RabbitMQBroker(f"amqp://guest:guest@127.0.0.1:{port}/%2F", publish_retry_s=8.0)
+    failures: list[BaseException] = []
+
+    def publish() -> None:
+        try:
+            broker.publish("sfm", b"{}", message_id="m")
+        except BrokerError as exc:
+            failures.append(exc)
+
+    publisher = threading.Thread(target=publish)
+    publisher.start()
+    time.sleep(0.5)  # the publish holds the connection, retrying
+    started = time.monotonic()
+    assert not broker.ready()  # the last outcome of the publish holding the connection
+    assert time.monotonic() - started < 1.0
+    publisher.join(20)
+    assert len(failures) == 1  # the publish itself keeps its own budget
+    broker.close()
+
+
+def test_publish_with_a_short_budget_gives_up_on_an_unreachable_rabbitmq_within_it() -> None:
+    from shared.broker import BrokerError, make_broker
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    broker = make_broker(f"amqp://guest:guest@127.0.0.1:{port}/%2F", publish_retry_s=1.0)
+    started = time.monotonic()
+    with pytest.raises(BrokerError):
+        broker.publish("sfm", b"{}", message_id="m")
+    assert time.monotonic() - started < 1.5
+    broker.close()
+
+
 def test_make_broker_picks_the_implementation_by_url_scheme() -> None:
     from shared.broker.rabbitmq import RabbitMQBroker
 

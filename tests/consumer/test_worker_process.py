@@ -1,4 +1,5 @@
-"""A worker process on RabbitMQ: SIGTERM mid-stage gives the message back, and the next worker takes it over."""
+"""A worker process on RabbitMQ: SIGTERM mid-stage releases the lease and gives the message back, and the
+next worker claims it at once."""
 
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ def api() -> Iterator[WorkerApiServer]:
 
 
 @pytest.mark.service
-def test_sigterm_mid_stage_requeues_the_message_and_the_next_worker_takes_the_lease_over(
+def test_sigterm_mid_stage_releases_the_lease_requeues_the_message_and_the_next_worker_claims_it(
     api: WorkerApiServer, rabbitmq_url: str, rabbitmq_prefix: str, tmp_path: Path
 ) -> None:
     from shared.broker.rabbitmq import RabbitMQBroker
@@ -71,6 +72,7 @@ def test_sigterm_mid_stage_requeues_the_message_and_the_next_worker_takes_the_le
             child.kill()
     state = api.stage("job-1", "sfm")
     assert state.results == [] and state.claims[0].redelivered is False
+    assert len(state.releases) == 1 and state.attempt == 0
     assert broker.message_count("sfm") == 1  # given back, not acked, not dead-lettered
     assert list((tmp_path / "data" / "scratch" / "sfm").iterdir()) == []
 
@@ -92,6 +94,6 @@ def test_sigterm_mid_stage_requeues_the_message_and_the_next_worker_takes_the_le
         stop.set()
         thread.join(WAIT_S)
     assert [r.status for r in state.results] == ["succeeded"]
-    assert state.claims[1].redelivered is True and state.attempt == 2
+    assert state.claims[1].redelivered is True and state.attempt == 1
     assert broker.message_count("sfm") == 0
     broker.close()

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from shared.worker_api import ClaimRequest, Heartbeat, StageResult
+from shared.worker_api import ClaimRequest, Heartbeat, Release, StageResult
 
 TOKEN = "test-worker-token-0123456789"
 
@@ -36,6 +36,7 @@ class StageState:
     heartbeats: list[Heartbeat] = field(default_factory=list)
     artifacts: dict[str, bytes] = field(default_factory=dict)
     results: list[StageResult] = field(default_factory=list)
+    releases: list[str] = field(default_factory=list)  # lease ids given back
     cancelled: bool = False
     refuse_claims: str | None = None  # a ConflictCode to answer every claim with
     revoke_after_heartbeats: int | None = None  # answer 409 STALE_LEASE from this heartbeat on
@@ -205,6 +206,16 @@ def _handler_class(server: WorkerApiServer) -> type[BaseHTTPRequestHandler]:
                     state.lease_id = None  # the stage is finished: later calls are stale
                     server.events.append(f"result {result.status}")
                     self._send(200, {"recorded": True, "retry_scheduled": False})
+                elif what == "release":
+                    release = Release.model_validate(payload)
+                    if release.lease_id != state.lease_id:
+                        self._conflict("STALE_LEASE")
+                        return
+                    state.releases.append(release.lease_id)
+                    state.lease_id = None
+                    state.attempt -= 1  # the grant is returned, as the web server does
+                    server.events.append("release")
+                    self._send(204, b"")
                 else:
                     self._send(404, {"title": "Not Found", "status": 404})
 

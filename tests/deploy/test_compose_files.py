@@ -13,6 +13,7 @@ from tests.deploy.deployfiles import (
     compose_files,
     env_example_entries,
     interpolations,
+    is_standalone,
     required_variables,
     run_compose,
     write_filled_env,
@@ -92,3 +93,31 @@ def test_env_example_vid2scene_variables_are_settings_fields_with_their_defaults
         default = fields[field].default
         if value and not commented and default is not None:
             assert value == str(default), f"{name}={value} differs from the settings default {default!r}"
+
+
+def _seconds(duration: str) -> float:
+    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    for unit in sorted(units, key=len, reverse=True):
+        if duration.endswith(unit):
+            return float(duration.removesuffix(unit)) * units[unit]
+    raise AssertionError(f"unexpected duration {duration!r}")
+
+
+def test_worker_containers_wait_longer_than_a_worker_may_take_to_stop() -> None:
+    import yaml
+
+    class ComposeLoader(yaml.SafeLoader):
+        """YAML with compose's own tags (``!reset``, ``!override``) read as plain values."""
+
+    ComposeLoader.add_multi_constructor("!", lambda loader, _tag, node: None)
+    limit = max(m.le for m in Settings.model_fields["stop_grace_s"].metadata if hasattr(m, "le"))
+    assert Settings().stop_grace_s < limit
+    workers = 0
+    for compose_file in filter(is_standalone, compose_files()):  # overrides inherit the setting
+        services = (yaml.load(compose_file.read_text(), Loader=ComposeLoader) or {}).get("services") or {}
+        for name, service in services.items():
+            if name.endswith("_worker"):
+                workers += 1
+                grace = service.get("stop_grace_period")
+                assert grace is not None and _seconds(grace) >= limit, f"{compose_file.name}: {name}"
+    assert workers >= 6  # three in the main file, three in the remote-workers file

@@ -212,6 +212,18 @@ class ServiceStack:
         self.workers.append(worker)
         return worker
 
+    def start_held_sfm_worker(self, go_file: Path) -> ManagedProcess:
+        """Start ``tests.e2e.held_stage_worker``: a real sfm worker process whose stage holds until ``go_file`` exists."""
+        worker_id = f"held-sfm-{len(self.workers)}"
+        worker = ManagedProcess(
+            worker_id,
+            [sys.executable, "-m", "tests.e2e.held_stage_worker"],
+            self.env(worker_id, VID2SCENE_WORKER_ID=worker_id, V2S_TEST_GO_FILE=str(go_file)),
+            self.base_dir / "logs" / f"{worker_id}.log",
+        ).start()
+        self.workers.append(worker)
+        return worker
+
     def create_api_key(self, owner: str) -> str:
         """A new API key for ``owner``, made with the admin command ``python -m web_server keys create``."""
         done = subprocess.run(

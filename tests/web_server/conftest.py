@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from shared.broker import MemoryBroker
+from shared.broker import BrokerError, MemoryBroker
 from shared.messages import StageName, StageRequest
 from shared.settings import Settings
 
@@ -35,9 +35,12 @@ class RecordingBroker(MemoryBroker):
     def __init__(self) -> None:
         super().__init__()
         self.published: list[StageRequest] = []
+        self.down = False  # set to refuse every publish, as an unreachable RabbitMQ does
         self.declare()
 
     def publish(self, stage: StageName, body: bytes, *, message_id: str) -> None:
+        if self.down:
+            raise BrokerError("the broker is down (test)")
         super().publish(stage, body, message_id=message_id)
         self.published.append(StageRequest.from_bytes(body))
 
@@ -160,6 +163,9 @@ class FakeWorker:
     def heartbeat(self, request: StageRequest, lease_id: str, progress: float = 0.5, message: str = "working") -> Any:
         body = {"lease_id": lease_id, "progress": progress, "message": message}
         return self.server.client.post(self.url(request, "heartbeat"), json=body, headers=self.headers)
+
+    def release(self, request: StageRequest, lease_id: str) -> Any:
+        return self.server.client.post(self.url(request, "release"), json={"lease_id": lease_id}, headers=self.headers)
 
     def upload(self, request: StageRequest, lease_id: str, name: str, data: bytes, sha256: str | None = None) -> Any:
         import hashlib

@@ -35,17 +35,46 @@ def test_second_claim_of_a_live_lease_is_refused_with_409(server: Server, tiny_v
     assert second.headers["content-type"] == "application/problem+json"
 
 
-def test_redelivered_message_takes_over_a_live_lease_as_a_new_attempt(server: Server, tiny_video: bytes) -> None:
+def test_redelivered_message_of_a_stage_whose_lease_is_alive_is_refused_and_the_holder_keeps_it(
+    server: Server, tiny_video: bytes
+) -> None:
     job_id = _job(server, tiny_video)
     (sfm,) = server.broker.requests_for("sfm")
     first = FakeWorker(server, "a")
-    old_lease = first.claim(sfm).json()["lease_id"]
-    takeover = FakeWorker(server, "b").claim(sfm, redelivered=True)
-    assert takeover.status_code == 200
-    assert takeover.json()["attempt"] == 2
-    stale = first.heartbeat(sfm, old_lease)
-    assert stale.status_code == 409 and stale.json()["code"] == "STALE_LEASE"
-    assert _get(server, job_id)["stages"]["sfm"]["worker_id"] == "b"
+    lease_id = first.claim(sfm).json()["lease_id"]
+    assert first.heartbeat(sfm, lease_id).status_code == 200
+    redelivery = FakeWorker(server, "b").claim(sfm, redelivered=True)  # e.g. after a broker restart
+    assert redelivery.status_code == 409 and redelivery.json()["code"] == "ALREADY_CLAIMED"
+    assert first.heartbeat(sfm, lease_id).status_code == 200
+    assert first.succeed(sfm, lease_id, []).status_code == 200
+    stage = _get(server, job_id)["stages"]["sfm"]
+    assert (stage["status"], stage["attempt"], stage["worker_id"]) == ("succeeded", 1, "a")
+
+
+def test_redelivered_message_of_an_expired_lease_is_claimed_as_a_new_attempt(server: Server, tiny_video: bytes) -> None:
+    _job(server, tiny_video)
+    (sfm,) = server.broker.requests_for("sfm")
+    FakeWorker(server, "a").claim(sfm)
+    later = utcnow() + timedelta(seconds=server.settings.lease_s + 1)
+    claim = ClaimRequest(message_id=sfm.message_id, attempt=1, worker_id="b", redelivered=True)
+    lease = server.orchestrator.claim(sfm.job_id, "sfm", claim, later)
+    assert lease.attempt == 2
+
+
+def test_released_lease_queues_the_stage_again_and_the_requeued_message_is_claimed_at_once(
+    server: Server, tiny_video: bytes
+) -> None:
+    job_id = _job(server, tiny_video)
+    (sfm,) = server.broker.requests_for("sfm")
+    first = FakeWorker(server, "a")
+    lease_id = first.claim(sfm).json()["lease_id"]
+    assert first.release(sfm, lease_id).status_code == 204
+    stage = _get(server, job_id)["stages"]["sfm"]
+    assert (stage["status"], stage["attempt"]) == ("queued", 0)
+    assert first.heartbeat(sfm, lease_id).json()["code"] == "STALE_LEASE"
+    assert first.release(sfm, lease_id).status_code == 409
+    again = FakeWorker(server, "b").claim(sfm, redelivered=True)
+    assert again.status_code == 200 and again.json()["attempt"] == 1
 
 
 def test_calls_with_a_stale_lease_are_answered_409(server: Server, worker: FakeWorker, tiny_video: bytes) -> None:

@@ -18,6 +18,7 @@ from shared.worker_api import (
     Heartbeat,
     HeartbeatReply,
     Lease,
+    Release,
     ResultAck,
     StageResult,
     WorkerAnnouncement,
@@ -167,3 +168,11 @@ def post_result(job_id: str, stage: StageName, body: StageResult, orchestrator: 
     """Record the attempt's outcome; the worker acks its message once this answers 200."""
     with _refusals_as_problems():
         return orchestrator.record_result(job_id, stage, body, utcnow())
+
+
+@router.post("/jobs/{job_id}/stages/{stage}/release", status_code=204, response_class=Response, responses=_ERRORS)
+def release_stage(job_id: str, stage: StageName, body: Release, orchestrator: OrchestratorDep) -> Response:
+    """Give the lease back unfinished (the worker is stopping): the stage is queued for the next claim."""
+    with _refusals_as_problems():
+        orchestrator.release(job_id, stage, body.lease_id, utcnow())
+    return Response(status_code=204)
