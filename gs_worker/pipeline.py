@@ -34,6 +34,7 @@ from shared.manifest import FrameRecord, PinholeCamera
 from shared.options.gs import SplatOptions
 from shared.output_dir import staged_output_dir
 from shared.progress import ProgressFn, no_progress, sub_progress
+from shared.video import output_size
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +71,9 @@ class SplatMetrics(BaseModel):
     sh_degree: int
     strategy: str
     flythrough_frames: int
+    flythrough_width: int = Field(description="flythrough video width, pixels")
+    flythrough_height: int = Field(description="flythrough video height, pixels")
+    flythrough_fps: int = Field(description="flythrough frame rate")
     retried_at_lower_resolution: bool = Field(description="a CUDA out-of-memory made the run start over smaller")
     heldout_per_frame: list[dict[str, object]] = Field(default_factory=list)
 
@@ -174,6 +178,9 @@ def _run(
     arrays = export_arrays(params)
     write_ply(work_dir / PLY_FILE, arrays)
     write_splat(work_dir / SPLAT_FILE, arrays)
+    fly_width, fly_height = output_size(
+        data.manifest.camera.width, data.manifest.camera.height, options.flythrough_long_side
+    )
     n_frames = write_flythrough(
         work_dir / FLYTHROUGH_FILE,
         params,
@@ -205,6 +212,9 @@ def _run(
         sh_degree=options.sh_degree,
         strategy=options.strategy,
         flythrough_frames=n_frames,
+        flythrough_width=fly_width,
+        flythrough_height=fly_height,
+        flythrough_fps=options.flythrough_fps,
         retried_at_lower_resolution=retried,
         heldout_per_frame=[dict(s) for s in final["frames"]],
     )

@@ -126,12 +126,14 @@ def run_data_dir(requested: Path | None) -> Iterator[Path]:
 
 
 def check_video_locally(video: Path) -> StageError | None:
-    """Probe ``video`` as the server's upload check does (``shared.video.probe_video``); returns the
-    ``INVALID_VIDEO`` error with the server's message, or None for a usable video."""
-    from shared.video import probe_video
+    """Check ``video`` as the server's upload check does (``shared.video.probe_video_header`` with the same limits);
+    returns the error (``INVALID_VIDEO``, ``VIDEO_TOO_LONG``) with the server's message, or None for a usable video."""
+    from shared.settings import Settings
+    from shared.video import probe_video_header
+    from web_server.intake import video_limits
 
     try:
-        probe_video(video)
+        probe_video_header(video, video_limits(Settings()))
     except StageError as exc:
         return exc
     return None

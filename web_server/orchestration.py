@@ -1,6 +1,6 @@
 """The job state machine: pure transition rules, and the conditional MongoDB writes that apply them.
 
-Rules (see ``shared/ARCHITECTURE.md``, "Job lifecycle"):
+Rules (see ``docs/architecture.md``, "Job lifecycle", and ``docs/queue.md``):
 
 - ``sfm`` first; when it succeeds every requested training stage (``gs``, ``nerf``) is queued at
   once, and one failing never cancels its sibling.
