@@ -22,6 +22,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.capture.report import CaptureReport
+
 # Why a worker call was refused with 409; the worker drops the work and acks the message.
 ConflictCode = Literal["STALE_LEASE", "ALREADY_CLAIMED", "CANCELLED", "STAGE_FINISHED", "JOB_GONE"]
 
@@ -55,6 +57,9 @@ class Heartbeat(_Body):
     lease_id: str
     progress: float = Field(ge=0, le=1)
     message: str = Field(default="", max_length=500)
+    capture: CaptureReport | None = Field(
+        default=None, description="the capture check, once the sfm stage knows it; recorded on the job as `capture`"
+    )
 
 
 class HeartbeatReply(_Body):
