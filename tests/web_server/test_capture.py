@@ -70,3 +70,12 @@ def test_a_poor_capture_failure_keeps_the_capture_and_the_sse_snapshots_carry_it
     assert final["capture"]["verdict"] == "poor" and final["capture"]["advice"]
     job = server.client.get(f"/v1/jobs/{job_id}", headers=server.auth()).json()
     assert job["capture"] == final["capture"]
+
+
+def test_the_web_server_imports_the_capture_model_without_opencv() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, web_server.app, web_server.views; assert 'cv2' not in sys.modules, 'cv2 imported'"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stderr
