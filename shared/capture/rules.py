@@ -87,12 +87,12 @@ def judge(
     Each flag is raised at a level: ``poor`` (too few usable frames, no motion, turning in place,
     mostly blurred, far too fast, mostly badly exposed), ``usable`` (some blur, a very narrow arc,
     somewhat fast, partly badly exposed) or ``good`` (a hint that leaves the verdict as it is: an
-    arc under 90° that could be widened). The verdict is the worst level raised; ``good`` when none.
+    arc under 90° that could be widened; dropped from a ``poor`` capture, where it would only
+    distract). ``too_few_frames`` is raised for a short video, not for one whose frames blur or
+    exposure spoilt (those flags say so). The verdict is the worst level raised; ``good`` when none.
     """
     t = thresholds
     levels: dict[CaptureFlag, Verdict] = {}
-    if usable_frames < t.min_usable_frames:
-        levels["too_few_frames"] = "poor"
     if motion.total_view_change < t.still_total:
         levels["not_moving"] = "poor"
     elif motion.turning_in_place:
@@ -118,10 +118,17 @@ def judge(
     ):
         if level != "good":
             levels[flag] = level  # type: ignore[index]
-    flags = [flag for flag in ADVICE if flag in levels]
+    if usable_frames < t.min_usable_frames and not any(levels.get(f) == "poor" for f in _SPOIL_FRAMES):
+        levels["too_few_frames"] = "poor"  # short, rather than spoilt by blur or exposure (those say so)
     verdict = max(levels.values(), key=_SEVERITY.index, default="good")
+    if verdict == "poor":  # hints would only distract from what must change
+        levels = {flag: level for flag, level in levels.items() if level != "good"}
+    flags = [flag for flag in ADVICE if flag in levels]
     return verdict, flags, [ADVICE[flag] for flag in flags]
 
+
+#: Flags that spoil frames: with one of them at ``poor``, few usable frames is not "too few frames".
+_SPOIL_FRAMES: tuple[CaptureFlag, ...] = ("blurry", "underexposed", "overexposed")
 
 #: Verdicts from best to worst.
 _SEVERITY: tuple[Verdict, ...] = ("good", "usable", "poor")

@@ -202,3 +202,11 @@ def test_the_garden_clip_is_good_in_seconds(garden_video: Path) -> None:
     assert report.frame_count == 83 and report.usable_frames == 83
     assert not report.motion.turning_in_place and report.motion.parallax is not None
     assert elapsed < 30  # about 2 s on an idle 2-core machine; room for a loaded CI runner
+
+
+def test_the_rules_blame_blur_not_length_and_drop_hints_from_a_poor_capture() -> None:
+    blurred = SharpnessReport(blurry_share=1.0, longest_blurry_s=3.0, median_sharpness=0.01)
+    narrow = CoverageReport(arc_deg=40.0, closes_loop=False)
+    verdict, flags, advice = judge(**_figures(sharpness=blurred, coverage=narrow, usable_frames=0))
+    assert (verdict, flags) == ("poor", ["blurry"])
+    assert advice == [ADVICE["blurry"]]
