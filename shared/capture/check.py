@@ -17,6 +17,7 @@ import numpy as np
 from shared.capture import measure
 from shared.capture.report import CaptureReport, CoverageReport, ExposureReport, MotionReport, SharpnessReport
 from shared.capture.rules import DEFAULT_THRESHOLDS, Thresholds, judge
+from shared.errors import ErrorCode, StageError
 from shared.progress import ProgressFn, no_progress
 from shared.video import VideoInfo, iter_frames, probe_video
 
@@ -69,14 +70,21 @@ def check_capture(
         frames[index] = (seconds, measure.grey(rgb))
         on_progress(0.6 * len(frames) / len(to_decode), "checking the capture: decoding samples")
     samples = [i for i in wanted if i in frames]
+    if not samples:
+        raise StageError(
+            ErrorCode.INVALID_VIDEO,
+            "The video is unusable: no frame could be decoded. Upload a complete video file.",
+            details={"file": video.name},
+        )
     on_progress(0.6, "checking the capture: measuring")
     times = np.array([frames[i][0] for i in samples])
     images = [frames[i][1] for i in samples]
-    sample_period = info.duration_s / max(len(samples), 1)
+    sample_period = info.duration_s / len(samples)
 
     sharp = np.array([measure.sharpness(g) for g in images])
-    sharp_ref = float(np.percentile(sharp, 90)) if len(sharp) else 0.0
-    blurry = (sharp < thresholds.blurry_sharpness) | (sharp < thresholds.blurry_relative * sharp_ref)
+    flat = np.array([measure.is_flat(g) for g in images])  # no detail to judge: not "blurry" (exposure says why)
+    sharp_ref = float(np.percentile(sharp[~flat], 90)) if (~flat).any() else 0.0
+    blurry = ((sharp < thresholds.blurry_sharpness) | (sharp < thresholds.blurry_relative * sharp_ref)) & ~flat
     exposures = [measure.exposure(g) for g in images]
     over = np.array(
         [e.clipped_high > thresholds.overexposed_clipped or e.mean > thresholds.overexposed_mean for e in exposures]
@@ -88,7 +96,7 @@ def check_capture(
     # per sample: the image motion to the next video frame (None where it cannot be measured)
     speeds = [measure.flow_magnitude(frames[i][1], frames[i + 1][1]) if i + 1 in frames else None for i in samples]
     on_progress(0.75, "checking the capture: tracking")
-    motion, views = _motion(samples, images, speeds, info.frame_count, thresholds)
+    motion, views = _motion(images, speeds, info.frame_count, thresholds)
     on_progress(0.9, "checking the capture: coverage")
     arc = _arc_deg(views)
     closes_loop = (
@@ -97,19 +105,18 @@ def check_capture(
         and measure.sees_again(images[0], images[-1], thresholds.keyframe_motion)
     )
 
-    good = ~(blurry | over | under)
-    good_share = float(good.mean()) if len(good) else 0.0
-    n = max(len(samples), 1)
+    good_share = float((~(blurry | over | under)).mean())
+    n = len(samples)
     sharpness = SharpnessReport(
         blurry_share=round(float(blurry.sum()) / n, 4),
         longest_blurry_s=round(_longest_run(blurry, times, sample_period), 3),
-        median_sharpness=round(float(np.median(sharp)) if len(sharp) else 0.0, 4),
+        median_sharpness=round(float(np.median(sharp)), 4),
     )
     coverage = CoverageReport(arc_deg=round(arc, 1), closes_loop=closes_loop)
     exposure = ExposureReport(
         overexposed_share=round(float(over.sum()) / n, 4),
         underexposed_share=round(float(under.sum()) / n, 4),
-        median_brightness=round(float(np.median([e.mean for e in exposures])) if exposures else 0.0, 1),
+        median_brightness=round(float(np.median([e.mean for e in exposures])), 1),
     )
     usable_frames = round(info.frame_count * good_share)
     verdict, flags, advice = judge(sharpness, motion, coverage, exposure, usable_frames, thresholds)
@@ -191,15 +198,20 @@ def _segments(images: list[np.ndarray], keyframe_motion: float) -> _Segments:
 
 
 def _motion(
-    samples: list[int], images: list[np.ndarray], speeds: list[float | None], frame_count: int, t: Thresholds
+    images: list[np.ndarray], speeds: list[float | None], frame_count: int, t: Thresholds
 ) -> tuple[MotionReport, list[measure.TwoView]]:
-    """The motion figures, and the two-view fits along the video (for the coverage)."""
+    """The motion figures, and the two-view fits along the video (for the coverage).
+
+    ``speeds`` holds each sample's image motion to the next video frame: None where it cannot be
+    measured (a featureless frame, the last frame), infinity where the change was too large to track.
+    """
     segments = _segments(images, t.keyframe_motion)
     measured = [s for s in speeds if s is not None]
+    finite = [s for s in measured if np.isfinite(s)]
     turned_deg = float(np.degrees(sum(np.linalg.norm(v.rotation_vector) for v in segments.views)))
     parallax = float(np.median([v.parallax for v in segments.views])) if segments.views else None
     report = MotionReport(
-        view_change_per_frame=round(float(np.mean(measured)) if measured else 0.0, 5),
+        view_change_per_frame=round(float(np.mean(finite)) if finite else 0.0, 5),
         fast_share=round(sum(s > t.fast_per_frame for s in measured) / max(len(measured), 1), 4),
         turn_deg_per_frame=round(turned_deg / max(frame_count - 1, 1), 3),
         total_view_change=round(segments.net_motion, 4),

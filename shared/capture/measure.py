@@ -23,6 +23,8 @@ _LK = {
     "maxLevel": 4,
     "criteria": (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01),
 }
+#: Below this share of corners followed, two frames count as untrackable (a jump, a cut).
+_TRACKED_SHARE = 0.3
 #: Focal length assumed for a video of unknown intrinsics, as a share of its long side (a phone's
 #: main camera films about 65° across).
 FOCAL_PER_LONG_SIDE = 0.8
@@ -40,6 +42,11 @@ def diagonal(image: np.ndarray) -> float:
     return float(np.hypot(image.shape[0], image.shape[1]))
 
 
+def is_flat(grey_image: np.ndarray) -> bool:
+    """Whether a grey image has no detail at all (black, white, a blank wall): its grey levels hardly vary."""
+    return float(grey_image.std()) < 1.0
+
+
 def sharpness(grey_image: np.ndarray) -> float:
     """How sharp a grey image is, in any direction: its weakest second derivative over its grey-level variance.
 
@@ -50,10 +57,10 @@ def sharpness(grey_image: np.ndarray) -> float:
     frame is not a blurry one); at the check's fixed working size it is comparable between videos
     of any resolution. About 0.1 for the real garden clip at 480 pixels, 0.002 once it is blurred.
     """
+    if is_flat(grey_image):  # no detail to judge
+        return 0.0
     g = grey_image.astype(np.float32)
     contrast = float(g.var())
-    if contrast < 1.0:  # a flat frame (black, white, a wall) has no detail to judge
-        return 0.0
     centre = g[1:-1, 1:-1]
     along = (
         g[1:-1, 2:] + g[1:-1, :-2],  # rows
@@ -117,14 +124,15 @@ def flow_magnitude(previous: np.ndarray, current: np.ndarray) -> float | None:
 
     Returns:
         The median displacement of the tracked corners over the diagonal; None when the first
-        image has fewer than 8 corners (a featureless or black frame); infinity when its corners
-        could not be followed (a change too large to track counts as too fast).
+        image has fewer than 8 corners (a featureless or black frame); infinity when fewer than
+        :data:`_TRACKED_SHARE` of its corners could be followed (a change too large to track
+        counts as too fast).
     """
     start = corners(previous)
     if len(start) < 8:
         return None
     end, ok = track(previous, current, start)
-    if ok.sum() < 8:
+    if ok.sum() < max(8, _TRACKED_SHARE * len(start)):  # the few that "track" are chance matches
         return float("inf")
     return float(np.median(np.linalg.norm(end[ok] - start[ok], axis=1))) / diagonal(current)
 

@@ -210,3 +210,21 @@ def test_the_rules_blame_blur_not_length_and_drop_hints_from_a_poor_capture() ->
     verdict, flags, advice = judge(**_figures(sharpness=blurred, coverage=narrow, usable_frames=0))
     assert (verdict, flags) == ("poor", ["blurry"])
     assert advice == [ADVICE["blurry"]]
+
+
+def test_a_black_video_is_underexposed_and_not_called_blurry(clip) -> None:
+    report = check_capture(clip("black", [np.zeros((HEIGHT, WIDTH, 3), np.uint8)] * 30))
+    assert report.verdict == "poor"
+    assert "underexposed" in report.flags and "blurry" not in report.flags
+    assert report.sharpness.blurry_share == 0 and report.exposure.underexposed_share == 1
+
+
+def test_frames_that_jump_beyond_tracking_count_as_too_fast(clip) -> None:
+    rng = np.random.default_rng(3)
+    scenes = [
+        cv2.GaussianBlur(rng.integers(0, 256, (HEIGHT, WIDTH, 3), dtype=np.uint8), (0, 0), 1.0) for _ in range(30)
+    ]
+    report = check_capture(clip("jumps", scenes))  # every frame an unrelated picture
+    assert report.verdict == "poor"
+    assert "too_fast" in report.flags and report.motion.fast_share > 0.5
+    assert json.loads(report.model_dump_json())["motion"]["view_change_per_frame"] >= 0  # finite, not Infinity
