@@ -31,8 +31,8 @@ class Thresholds:
     blurry_stretch_s: float = 1.0  # a longer blurry run: "some_blur"
     # motion
     fast_per_frame: float = 0.08  # image motion above this between neighbouring video frames: too fast
-    fast_share_poor: float = 0.3
-    fast_share_usable: float = 0.1
+    fast_share_poor: float = 0.35
+    fast_share_usable: float = 0.15
     turn_deg_per_frame_poor: float = 4.0  # the camera turns faster than this per frame: too fast
     turn_deg_per_frame_usable: float = 3.2
     still_total: float = 0.015  # the net image motion over the whole video is below this: not moving
