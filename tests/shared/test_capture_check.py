@@ -126,6 +126,7 @@ def test_a_badly_exposed_capture_is_poor_with_the_matching_advice(
     assert any(text.startswith(advice) for text in report.advice)
 
 
+@pytest.mark.slow
 def test_a_full_orbit_closes_its_loop(clip) -> None:
     report = check_capture(clip("full-orbit", _orbit(n_frames=120, arc_deg=360.0, width=128, height=72)))
     assert report.verdict == "good", report
@@ -194,6 +195,7 @@ def test_the_rules_report_the_worst_level_and_flags_most_serious_first() -> None
     assert len(advice) == 2
 
 
+@pytest.mark.slow
 def test_the_garden_clip_is_good_in_seconds(garden_video: Path) -> None:
     started = time.monotonic()
     report = check_capture(garden_video)

@@ -79,3 +79,12 @@ def test_the_web_server_imports_the_capture_model_without_opencv() -> None:
     code = "import sys, web_server.app, web_server.views; assert 'cv2' not in sys.modules, 'cv2 imported'"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert run.returncode == 0, run.stderr
+
+
+def test_a_heartbeat_without_a_capture_is_sent_without_the_field() -> None:
+    from shared.worker_api import Heartbeat
+
+    plain = Heartbeat(lease_id="l", progress=0.5, message="working")
+    assert plain.model_dump(mode="json") == {"lease_id": "l", "progress": 0.5, "message": "working"}
+    carrying = Heartbeat(lease_id="l", progress=0.5, capture=poor_capture_report())
+    assert Heartbeat.model_validate(carrying.model_dump(mode="json")) == carrying
