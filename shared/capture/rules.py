@@ -111,13 +111,14 @@ def judge(
         levels["blurry"] = "poor"
     elif blur == "usable" or sharpness.longest_blurry_s > t.blurry_stretch_s:
         levels["some_blur"] = "usable"
-    for flag, level in (
+    graded: tuple[tuple[CaptureFlag, Verdict], ...] = (
         ("too_fast", fast),
         ("underexposed", _level(exposure.underexposed_share, t.exposure_share_usable, t.exposure_share_poor)),
         ("overexposed", _level(exposure.overexposed_share, t.exposure_share_usable, t.exposure_share_poor)),
-    ):
+    )
+    for flag, level in graded:
         if level != "good":
-            levels[flag] = level  # type: ignore[index]
+            levels[flag] = level
     if usable_frames < t.min_usable_frames and not any(levels.get(f) == "poor" for f in _SPOIL_FRAMES):
         levels["too_few_frames"] = "poor"  # short, rather than spoilt by blur or exposure (those say so)
     verdict = max(levels.values(), key=_SEVERITY.index, default="good")
