@@ -7,7 +7,7 @@ of neighbouring frames for motion), view changes are in image diagonals.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -27,6 +27,10 @@ CaptureFlag = Literal[
     "underexposed",
     "too_few_frames",
 ]
+
+
+#: Bound of the frame counts: far above any video, and within the 8-byte integers MongoDB stores.
+_MAX_FRAMES = 10**9
 
 
 class _Part(BaseModel):
@@ -76,12 +80,16 @@ class CaptureReport(_Part):
     """The capture check of one video: figures, a verdict and advice."""
 
     verdict: Verdict
-    flags: list[CaptureFlag] = Field(description="what is wrong, most serious first")
-    advice: list[str] = Field(description="one sentence per flag: what to do when filming again")
+    flags: list[CaptureFlag] = Field(max_length=20, description="what is wrong, most serious first")
+    advice: list[Annotated[str, Field(max_length=500)]] = Field(
+        max_length=20, description="one sentence per flag: what to do when filming again"
+    )
     duration_s: float = Field(ge=0)
-    frame_count: int = Field(ge=0, description="frames in the video")
-    frames_sampled: int = Field(ge=0, description="frames the check looked at")
-    usable_frames: int = Field(ge=0, description="frames estimated sharp and well exposed (the sampled share)")
+    frame_count: int = Field(ge=0, le=_MAX_FRAMES, description="frames in the video")
+    frames_sampled: int = Field(ge=0, le=_MAX_FRAMES, description="frames the check looked at")
+    usable_frames: int = Field(
+        ge=0, le=_MAX_FRAMES, description="frames estimated sharp and well exposed (the sampled share)"
+    )
     usable_duration_s: float = Field(ge=0, description="the duration those frames span")
     sharpness: SharpnessReport
     motion: MotionReport

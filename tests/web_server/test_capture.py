@@ -88,3 +88,17 @@ def test_a_heartbeat_without_a_capture_is_sent_without_the_field() -> None:
     assert plain.model_dump(mode="json") == {"lease_id": "l", "progress": 0.5, "message": "working"}
     carrying = Heartbeat(lease_id="l", progress=0.5, capture=poor_capture_report())
     assert Heartbeat.model_validate(carrying.model_dump(mode="json")) == carrying
+
+
+def test_a_heartbeat_with_an_absurd_capture_is_refused_with_422(
+    server: Server, worker: FakeWorker, tiny_video: bytes
+) -> None:
+    server.submit(tiny_video)
+    (sfm,) = server.broker.requests_for("sfm")
+    lease_id = worker.claim(sfm).json()["lease_id"]
+    capture = {**poor_capture_report().model_dump(mode="json"), "usable_frames": 10**20}  # beyond MongoDB's ints
+    body = {"lease_id": lease_id, "progress": 0.1, "capture": capture}
+    response = server.client.post(
+        worker.url(sfm, "heartbeat"), json=body, headers={"Authorization": f"Bearer {WORKER_TOKEN}"}
+    )
+    assert response.status_code == 422
