@@ -21,7 +21,7 @@ import argparse
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import cv2
@@ -102,9 +102,9 @@ def synthetic_turning(n_frames: int, width: int = 320, height: int = 180) -> Ite
         yield render_view(pose, K, width, height, supersample=1)[0]
 
 
-def captures(garden: list[np.ndarray], fps: float) -> list[tuple[str, str, float, Callable[[], object]]]:
-    """``(name, expected verdict, fps, frames maker)`` of every capture in the table."""
-    return [
+def captures(garden: list[np.ndarray], fps: float) -> list[tuple[str, str, float, Callable[[], Iterable[np.ndarray]]]]:
+    """``(name, expected verdict, fps, frames maker)`` of every capture in the table (no garden ones without it)."""
+    made: list[tuple[str, str, float, Callable[[], Iterable[np.ndarray]]]] = [
         ("garden", "good", fps, lambda: garden),
         ("garden, Gaussian blur σ=3 px", "poor", fps, lambda: gaussian_blur(garden)),
         ("garden, motion blur 21 px", "poor", fps, lambda: motion_blur(garden)),
@@ -117,6 +117,7 @@ def captures(garden: list[np.ndarray], fps: float) -> list[tuple[str, str, float
         ("synthetic orbit 360°, 120 frames", "good", 30.0, lambda: synthetic_orbit(360.0, 120)),
         ("synthetic turning in place 40°", "poor", 30.0, lambda: synthetic_turning(40)),
     ]
+    return [c for c in made if garden or not c[0].startswith("garden")]
 
 
 def _row(name: str, expected: str, report: CaptureReport, cpu_s: float) -> str:
@@ -138,8 +139,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--keep", type=Path, default=None, help="write the variant videos here and keep them")
     args = parser.parse_args()
-    fps = probe_video(GARDEN).fps
-    garden = _garden_frames()
+    if GARDEN.exists():
+        fps, garden = probe_video(GARDEN).fps, _garden_frames()
+    else:
+        print(f"{GARDEN} is missing: only the synthetic captures are checked")
+        fps, garden = 30.0, []
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.keep or Path(tmp)
@@ -148,7 +152,7 @@ def main() -> None:
         for k, (name, expected, rate, make) in enumerate(captures(garden, fps)):
             video = GARDEN if name == "garden" else folder / f"capture-{k:02d}.mp4"
             if video != GARDEN:
-                encode_h264(video, make(), rate)  # type: ignore[arg-type]
+                encode_h264(video, make(), rate)
             cpu_started = time.process_time()
             report = check_capture(video)
             rows.append(_row(name, expected, report, time.process_time() - cpu_started))
