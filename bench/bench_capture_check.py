@@ -94,12 +94,16 @@ def synthetic_orbit(arc_deg: float, n_frames: int, width: int = 320, height: int
 
 
 def synthetic_turning(n_frames: int, width: int = 320, height: int = 180) -> Iterator[np.ndarray]:
-    """The synthetic scene from one fixed point while the camera turns 40°."""
+    """The synthetic scene from one fixed point while the camera turns 40°, anti-aliased.
+
+    Without anti-aliasing the renderer's shimmer moves texture detail from frame to frame the way
+    no camera lens does, which reads as a little parallax (0.05-0.08 instead of 0.01).
+    """
     K = intrinsics(width, height)
     centre = np.array([0.0, -0.2, -1.0])
     for yaw in np.radians(np.linspace(-20.0, 20.0, n_frames)):
         pose = look_at(centre, centre + np.array([np.sin(yaw), 0.15, np.cos(yaw)]), UP)
-        yield render_view(pose, K, width, height, supersample=1)[0]
+        yield render_view(pose, K, width, height, supersample=2)[0]
 
 
 def captures(garden: list[np.ndarray], fps: float) -> list[tuple[str, str, float, Callable[[], Iterable[np.ndarray]]]]:
