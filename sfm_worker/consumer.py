@@ -1,7 +1,7 @@
 """The sfm worker's glue: the shared consumer loop around :func:`sfm_worker.pipeline.run_sfm`.
 
 Input ``input`` (the uploaded video); artifacts ``sfm.tar`` (the scene folder, packed) and
-``report-sfm.json``.
+``report-sfm.json``. The capture check's report is published on the job as soon as it is known.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ def handle(job: StageJob) -> StageOutput:
     from shared.scene_archive import pack_scene
 
     assert isinstance(job.options, SfmOptions)
-    run_sfm(job.inputs["input"], job.out_dir, job.options, job.on_progress)
+    run_sfm(job.inputs["input"], job.out_dir, job.options, job.on_progress, job.on_capture)
     job.on_progress(1.0, "packing the scene")
     archive = job.work_dir / SCENE_ARCHIVE
     pack_scene(job.out_dir, archive)

@@ -14,7 +14,11 @@ Output layout (see ``docs/sfm.md``)::
       tracks.npz               point_index, frame_index (int32), point_error (float32, per point)
       sparse/                  the undistorted COLMAP model, in COLMAP's frame (see world_from_colmap)
       report.json              SfmResult.metrics() (counts, reprojection error, seconds_<step>), plus
-                               "video" (the probe) and "options"
+                               "video" (the probe), "options" and "capture" (the capture check)
+
+The first step is the capture check (``shared.capture``, seconds): its report goes to
+``on_capture`` as soon as it is known, into ``report.json``, and, with
+``options.on_poor_capture == "fail"``, a ``poor`` verdict stops the stage with ``POOR_CAPTURE``.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import logging
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +37,7 @@ import numpy as np
 from sfm_worker import colmap_io
 from sfm_worker.frames import FrameSelection, select_frames, target_count
 from sfm_worker.normalize import SimilarityTransform, normalizing_similarity
+from shared.capture.report import CaptureReport
 from shared.errors import ErrorCode, StageError
 from shared.manifest import (
     IMAGES_DIR,
@@ -66,6 +72,7 @@ class SfmResult:
     mean_reprojection_error: float  # pixels
     fallback_used: bool  # whether exhaustive matching on a subset was needed
     seconds: dict[str, float] = field(default_factory=dict)  # per step, plus "total"
+    capture: CaptureReport | None = None  # the capture check, the stage's first step
 
     def metrics(self) -> dict[str, float | int | bool]:
         """The metrics stored on the job's ``sfm`` stage."""
@@ -85,28 +92,31 @@ def run_sfm(
     out_dir: Path,
     options: SfmOptions,
     on_progress: ProgressFn = no_progress,
+    on_capture: Callable[[CaptureReport], None] | None = None,
 ) -> SfmResult:
     """Reconstruct the cameras of a video and write a scene directory.
 
     Args:
         video: the input video (any supported container/codec; rotation metadata honoured).
         out_dir: the scene directory to create (replaced if it exists, only on success).
-        options: frame selection and COLMAP settings.
+        options: frame selection, COLMAP settings and what a poor capture does.
         on_progress: ``(fraction, message)`` callback; raising ``Cancelled`` from it stops the run.
+        on_capture: called with the capture check's report as soon as it is known (before the
+            stage may fail with ``POOR_CAPTURE``).
 
     Returns:
-        Counts, the mean reprojection error and seconds per step.
+        Counts, the mean reprojection error, seconds per step and the capture check.
 
     Raises:
-        StageError: ``INVALID_VIDEO``, ``VIDEO_TOO_SHORT``, ``TOO_FEW_FRAMES_REGISTERED`` or ``SFM_FAILED``;
-            ``Cancelled`` when ``on_progress`` cancels.
+        StageError: ``INVALID_VIDEO``, ``POOR_CAPTURE``, ``VIDEO_TOO_SHORT``, ``TOO_FEW_FRAMES_REGISTERED`` or
+            ``SFM_FAILED``; ``Cancelled`` when ``on_progress`` cancels.
     """
     video, out_dir = Path(video), Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = out_dir.parent / f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
     try:
-        result = _run(video, out_dir, staging, options, on_progress)
+        result = _run(video, out_dir, staging, options, on_progress, on_capture)
         _replace_dir(staging, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -161,7 +171,53 @@ def check_camera_motion(cam_from_world: np.ndarray, points_xyz: np.ndarray, min_
         )
 
 
-def _run(video: Path, out_dir: Path, staging: Path, options: SfmOptions, on_progress: ProgressFn) -> SfmResult:
+def check_capture_step(
+    video: Path,
+    info: VideoInfo,
+    options: SfmOptions,
+    on_progress: ProgressFn,
+    on_capture: Callable[[CaptureReport], None] | None,
+) -> CaptureReport | None:
+    """The stage's first step: the capture check, published, and fatal for a poor capture when asked.
+
+    Returns:
+        The report; None when the check itself broke (logged): it only advises, so the stage goes on.
+
+    Raises:
+        StageError: ``POOR_CAPTURE`` (permanent) with the advice, when the verdict is ``poor`` and
+            ``options.on_poor_capture`` is ``fail``; the report is in ``details["capture"]``.
+    """
+    from shared.capture.check import check_capture  # OpenCV: imported where the stage runs
+
+    try:
+        report = check_capture(video, on_progress, info=info)
+    except StageError:
+        raise
+    except Exception:  # the check only advises: a fault in it never costs the user the reconstruction
+        logger.exception("the capture check failed on %s; going on without it", video.name)
+        return None
+    logger.info("%s", report.summary())
+    if on_capture is not None:
+        on_capture(report)
+    if report.verdict == "poor" and options.on_poor_capture == "fail":
+        raise StageError(
+            ErrorCode.POOR_CAPTURE,
+            "The capture check judged this video poor, and the job asked to stop then "
+            f"(on_poor_capture=fail). {' '.join(report.advice)} Film again, or submit with "
+            "on_poor_capture=continue to try anyway.",
+            details={"capture": report.model_dump(mode="json")},
+        )
+    return report
+
+
+def _run(
+    video: Path,
+    out_dir: Path,
+    staging: Path,
+    options: SfmOptions,
+    on_progress: ProgressFn,
+    on_capture: Callable[[CaptureReport], None] | None,
+) -> SfmResult:
     total_started = time.monotonic()
     seconds: dict[str, float] = {}
 
@@ -169,6 +225,10 @@ def _run(video: Path, out_dir: Path, staging: Path, options: SfmOptions, on_prog
     on_progress(0.0, "checking the video")
     info = probe_video(video)
     seconds["probe"] = time.monotonic() - started
+
+    started = time.monotonic()
+    capture = check_capture_step(video, info, options, sub_progress(on_progress, 0.0, 0.03), on_capture)
+    seconds["capture_check"] = time.monotonic() - started
 
     started = time.monotonic()
     work = staging / "work"
@@ -182,7 +242,7 @@ def _run(video: Path, out_dir: Path, staging: Path, options: SfmOptions, on_prog
         max_long_side=options.max_long_side,
         min_frames=options.min_frames,
         min_frame_difference=options.min_frame_difference,
-        on_progress=sub_progress(on_progress, 0.0, 0.15),
+        on_progress=sub_progress(on_progress, 0.03, 0.15),
     )
     seconds["frame_selection"] = time.monotonic() - started
 
@@ -223,8 +283,14 @@ def _run(video: Path, out_dir: Path, staging: Path, options: SfmOptions, on_prog
         mean_reprojection_error=model.mean_reprojection_error,
         fallback_used=run.fallback_used,
         seconds=seconds,
+        capture=capture,
     )
-    report = {**result.metrics(), "video": info.model_dump(), "options": options.model_dump()}
+    report = {
+        **result.metrics(),
+        "video": info.model_dump(),
+        "options": options.model_dump(),
+        "capture": None if capture is None else capture.model_dump(mode="json"),
+    }
     (staging / REPORT_FILE).write_text(json.dumps(report, indent=2))
     on_progress(1.0, f"registered {result.frames_registered} of {result.frames_selected} frames")
     return result

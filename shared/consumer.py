@@ -45,6 +45,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from shared.broker import Broker, Delivery, make_broker
+from shared.capture.report import CaptureReport
 from shared.cpu_threads import configure_cpu_threads
 from shared.errors import Cancelled, ErrorCode, StageError
 from shared.messages import StageName, StageRequest
@@ -84,6 +85,7 @@ class StageJob:
         work_dir: an empty scratch folder for the handler.
         out_dir: the (absent) folder the stage function writes its outputs to.
         on_progress: progress callback and cancellation point.
+        on_capture: publishes the capture check on the job (sent with the next heartbeat, at once).
     """
 
     request: StageRequest
@@ -93,6 +95,7 @@ class StageJob:
     work_dir: Path
     out_dir: Path
     on_progress: ProgressFn
+    on_capture: Callable[[CaptureReport], None] = field(default=lambda report: None)
 
 
 @dataclass(frozen=True)
@@ -208,6 +211,8 @@ class _Heartbeat:
         self._stopping = stopping
         self._lock = threading.Lock()
         self._progress = (0.0, "starting")
+        self._capture: CaptureReport | None = None  # set by the stage, cleared once a heartbeat carried it
+        self._wake = threading.Event()  # a heartbeat is due now
         self._done = threading.Event()
         self.cancelled = threading.Event()
         self.lease_lost: LeaseLost | None = None
@@ -219,6 +224,7 @@ class _Heartbeat:
 
     def __exit__(self, *exc: object) -> None:
         self._done.set()
+        self._wake.set()
         self._thread.join()
 
     def on_progress(self, fraction: float, message: str) -> None:
@@ -226,6 +232,12 @@ class _Heartbeat:
         with self._lock:
             self._progress = (min(max(float(fraction), 0.0), 1.0), message[:500])
         self.check()
+
+    def on_capture(self, report: CaptureReport) -> None:
+        """The handler's capture callback: a heartbeat carries ``report`` at once (and before the result)."""
+        with self._lock:
+            self._capture = report
+        self._wake.set()
 
     def check(self) -> None:
         """Raise :class:`LeaseLost`, :class:`Cancelled` or :class:`WorkerStopping` when due."""
@@ -237,10 +249,15 @@ class _Heartbeat:
             raise WorkerStopping()
 
     def _run(self) -> None:
-        while not self._done.wait(self._interval_s):
+        while True:
+            self._wake.wait(self._interval_s)
+            self._wake.clear()
             with self._lock:
                 progress, message = self._progress
-            beat = Heartbeat(lease_id=self._lease_id, progress=progress, message=message)
+                capture = self._capture
+            if self._done.is_set() and capture is None:
+                return  # the stage ended: its result follows; a pending capture is sent first
+            beat = Heartbeat(lease_id=self._lease_id, progress=progress, message=message, capture=capture)
             try:
                 reply = self._client.heartbeat(
                     self._request.job_id, self._request.stage, beat, retry_for_s=self._interval_s
@@ -251,7 +268,14 @@ class _Heartbeat:
                 return
             except WorkerApiError as exc:  # unreachable or refused: keep working, try again next period
                 log.warning("heartbeat of %s/%s failed: %s", self._request.job_id, self._request.stage, exc)
+                if self._done.is_set():
+                    return
                 continue
+            with self._lock:
+                if self._capture is capture:
+                    self._capture = None
+            if self._done.is_set():
+                return
             if reply.cancelled and not self.cancelled.is_set():
                 log.info("job %s was cancelled", self._request.job_id)
                 self.cancelled.set()
@@ -397,7 +421,9 @@ class Worker:
                 inputs[name] = self.client.fetch_input(request.job_id, name, lease.lease_id, scratch / "inputs")
             work_dir = scratch / "work"
             work_dir.mkdir(parents=True)
-            job = StageJob(request, lease, options, inputs, work_dir, scratch / "out", beat.on_progress)
+            job = StageJob(
+                request, lease, options, inputs, work_dir, scratch / "out", beat.on_progress, beat.on_capture
+            )
             output = self.spec.handler(job)
             uploaded: list[str] = []
             for name, path in output.artifacts.items():

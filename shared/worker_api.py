@@ -22,8 +22,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
+from shared.capture.report import CaptureReport
 from shared.messages import StageName
 from shared.options.base import DeviceClass
 
@@ -71,6 +72,17 @@ class Heartbeat(_Body):
     lease_id: str
     progress: float = Field(ge=0, le=1)
     message: str = Field(default="", max_length=500)
+    capture: CaptureReport | None = Field(
+        default=None, description="the capture check, once the sfm stage knows it; recorded on the job as `capture`"
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_absent_capture(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Leave ``capture`` out unless set: a heartbeat without it stays the body older servers accept."""
+        data = handler(self)
+        if data.get("capture") is None:
+            data.pop("capture", None)
+        return data
 
 
 class HeartbeatReply(_Body):

@@ -23,6 +23,7 @@ from shared.settings import Settings
 COMMAND_MODULES: tuple[str, ...] = (
     "vid2scene.local_commands",
     "vid2scene.client_commands",
+    "vid2scene.check_command",
     "web_server.admin_cli",
     "sfm_worker.cli",
     "gs_worker.cli",

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.capture.report import CaptureReport
 from shared.messages import StageName
 from shared.options.base import PresetName
 
@@ -92,6 +93,7 @@ class StoredJob(_Stored):
     idempotency_key: str | None = None
     input: StoredFile
     video: dict[str, Any] = Field(default_factory=dict, description="the probe of the input video")
+    capture: dict[str, Any] | None = Field(default=None, description="the capture check, from the sfm stage")
     stages: dict[StageName, StoredStage]
 
 
@@ -184,6 +186,9 @@ class JobPublic(BaseModel):
     queue_position: int | None = Field(description="the sfm stage's place in its queue while the job is queued")
     error: ErrorPublic | None = Field(description="the error that failed the job (the first failed stage's)")
     video: VideoPublic
+    capture: CaptureReport | None = Field(
+        default=None, description="the capture check (verdict, figures, advice) once the sfm stage has run it"
+    )
     stages: dict[StageName, StagePublic]
     artifacts: list[ArtifactPublic]
 

@@ -351,18 +351,18 @@ class Orchestrator:
         """Renew the lease and record progress; a cancelled job is answered ``cancelled=True``."""
         p = f"stages.{stage}"
         expires = now + timedelta(seconds=self.settings.lease_s)
+        fields: dict[str, Any] = {
+            f"{p}.progress": beat.progress,
+            f"{p}.message": beat.message,
+            f"{p}.heartbeat_at": now,
+            f"{p}.lease_expires_at": expires,
+            "updated_at": now,
+        }
+        if beat.capture is not None:  # the capture check (sfm): the job's `capture`, as soon as known
+            fields["capture"] = beat.capture.model_dump(mode="json")
         doc = self.store.jobs.find_one_and_update(
             {"_id": job_id, "status": {"$in": ACTIVE_JOB}, f"{p}.lease_id": beat.lease_id, f"{p}.status": "running"},
-            {
-                "$set": {
-                    f"{p}.progress": beat.progress,
-                    f"{p}.message": beat.message,
-                    f"{p}.heartbeat_at": now,
-                    f"{p}.lease_expires_at": expires,
-                    "updated_at": now,
-                },
-                "$inc": {"version": 1},
-            },
+            {"$set": fields, "$inc": {"version": 1}},
             projection={"_id": 1},
         )
         if doc is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from shared.capture.report import CaptureReport
 from shared.messages import STAGES
 from shared.settings import Settings
 from web_server.models import (
@@ -100,6 +101,7 @@ def job_public(job: StoredJob, *, positions: QueuePositions, settings: Settings,
         queue_position=stages["sfm"].queue_position if job.status == "queued" else None,
         error=_error_public(error),
         video=VideoPublic.model_validate({k: v for k, v in job.video.items() if k in VideoPublic.model_fields}),
+        capture=None if job.capture is None else CaptureReport.model_validate(job.capture),
         stages=stages,
         artifacts=artifacts,
     )

@@ -48,6 +48,11 @@ class SfmOptions(StageOptions):
         description="mean grey-level change (0-255) below which the frames count as a static camera: VIDEO_TOO_SHORT",
     )
     jpeg_quality: int = Field(default=95, ge=50, le=100, description="JPEG quality of the undistorted frames")
+    on_poor_capture: Literal["continue", "fail"] = Field(
+        default="continue",
+        description="what a 'poor' capture check does: 'continue' reports it and goes on; 'fail' stops the stage "
+        "with POOR_CAPTURE before any reconstruction",
+    )
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "preview": {"target_frames": 60, "max_long_side": 640, "max_num_features": 4096},

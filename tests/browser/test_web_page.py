@@ -139,6 +139,17 @@ def test_an_uploaded_video_reaches_succeeded_with_live_stage_progress(
     page.goto(f"{finished_job.origin}/#/jobs/{finished_job.job_id}")
 
 
+def test_the_job_page_shows_the_capture_verdict_and_advice_at_the_top(finished_job: FinishedJob) -> None:
+    page = finished_job.page
+    page.wait_for_selector("#job-capture:not([hidden]) #capture-verdict")
+    job = page.evaluate(f"fetch('/v1/jobs/{finished_job.job_id}').then(r => r.json())")
+    assert page.text_content("#capture-verdict") == job["capture"]["verdict"]
+    advice = page.eval_on_selector_all("#capture-advice li", "items => items.map(li => li.textContent)")
+    assert advice == job["capture"]["advice"]
+    # At the top: in the job's heading card, above its stages.
+    assert page.evaluate("document.querySelector('.area-head').contains(document.querySelector('#job-capture'))")
+
+
 def test_the_viewer_shows_the_scene_and_changes_when_orbited(finished_job: FinishedJob, screenshot_dir: Path) -> None:
     page = finished_job.page
     page.wait_for_selector("#viewer-canvas[data-loaded=true]", timeout=60_000)

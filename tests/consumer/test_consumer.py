@@ -16,6 +16,7 @@ from shared.errors import Cancelled, ErrorCode, StageError
 from shared.messages import StageRequest
 from shared.worker_client import WorkerClient
 from tests.consumer.worker_api_server import TOKEN, WorkerApiServer
+from tests.fixtures.capture import poor_capture_report
 
 WAIT_S = 15.0
 VIDEO = b"not really a video, but bytes to fetch" * 100
@@ -252,3 +253,29 @@ def test_refused_upload_is_reported_as_a_retryable_internal_failure(api: WorkerA
     assert result.error is not None and (result.error.code, result.error.retryable) == ("INTERNAL", True)
     assert "DIGEST_MISMATCH" in result.error.message
     assert api.events[-2:] == ["result failed", "ack"]
+
+
+def test_capture_report_goes_out_in_a_heartbeat_at_once_and_before_the_result(tmp_path: Path) -> None:
+    api = WorkerApiServer(heartbeat_s=60.0).start()  # no periodic heartbeat during the test
+    api.inputs[("job-1", "input")] = VIDEO
+    report = poor_capture_report()
+
+    sent_while_running: list[bool] = []
+
+    def judged_poor(job: StageJob) -> StageOutput:
+        job.on_capture(report)
+        deadline = time.monotonic() + WAIT_S
+        while "heartbeat capture poor" not in api.events and time.monotonic() < deadline:
+            time.sleep(0.01)
+        sent_while_running.append("heartbeat capture poor" in api.events)
+        raise StageError(ErrorCode.POOR_CAPTURE, "The capture check judged this video poor.")
+
+    try:
+        make_worker(api, tmp_path, judged_poor).handle(RecordingDelivery(api, request().to_bytes()))
+    finally:
+        api.stop()
+    assert sent_while_running == [True]  # not held back until the next period
+    assert api.events == ["claim 1", "heartbeat capture poor", "result failed", "ack"]
+    (beat,) = api.stage("job-1", "sfm").heartbeats
+    assert beat.capture == report
+    assert api.stage("job-1", "sfm").results[0].error.code == "POOR_CAPTURE"

@@ -186,6 +186,8 @@ def _handler_class(server: WorkerApiServer) -> type[BaseHTTPRequestHandler]:
                 elif what == "heartbeat":
                     beat = Heartbeat.model_validate(payload)
                     state.heartbeats.append(beat)
+                    if beat.capture is not None:
+                        server.events.append(f"heartbeat capture {beat.capture.verdict}")
                     n = len(state.heartbeats)
                     if beat.lease_id != state.lease_id or (
                         state.revoke_after_heartbeats is not None and n >= state.revoke_after_heartbeats

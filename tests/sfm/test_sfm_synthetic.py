@@ -95,9 +95,12 @@ def test_report_and_sparse_model_are_written(reconstruction: SfmResult) -> None:
     report = json.loads((reconstruction.scene_dir / "report.json").read_text())
     assert report["frames_registered"] == reconstruction.frames_registered
     assert report["video"]["frame_count"] == 36
-    steps = {"probe", "frame_selection", "features", "matching", "mapping", "undistortion", "writing", "total"}
-    assert {f"seconds_{step}" for step in steps} <= set(report)
+    steps = {"probe", "capture_check", "frame_selection", "features", "matching", "mapping", "undistortion", "writing"}
+    assert {f"seconds_{step}" for step in {*steps, "total"}} <= set(report)
     assert report["options"]["max_frames"] == 36
+    assert reconstruction.capture is not None
+    assert report["capture"] == reconstruction.capture.model_dump(mode="json")
+    assert report["capture"]["frame_count"] == 36 and report["capture"]["verdict"] in ("good", "usable")
     assert {"cameras.bin", "images.bin", "points3D.bin"} <= {
         p.name for p in (reconstruction.scene_dir / "sparse").iterdir()
     }

@@ -19,6 +19,7 @@ export function renderJob(root, jobId, ctx) {
   const badge = h("span", { class: "badge", id: "job-status", role: "status" });
   const summary = h("p", { class: "muted", id: "job-summary" });
   const jobError = h("p", { class: "error", id: "job-error", hidden: true });
+  const capture = h("div", { class: "capture", id: "job-capture", hidden: true });
   const actions = h("div", { class: "row" });
   const timeline = h("ol", { class: "timeline", id: "timeline" });
   const media = h("div", { class: "media", id: "videos" });
@@ -30,7 +31,7 @@ export function renderJob(root, jobId, ctx) {
   const layout = h(
     "div",
     { class: "job-layout" },
-    h("section", { class: "card area-head", "aria-labelledby": "job-title" }, h("div", { class: "job-head" }, heading, badge), summary, jobError, actions),
+    h("section", { class: "card area-head", "aria-labelledby": "job-title" }, h("div", { class: "job-head" }, heading, badge), summary, capture, jobError, actions),
     viewerSection,
     videoSection,
     h("section", { class: "card area-stages", "aria-labelledby": "timeline-title" }, h("h2", { id: "timeline-title", text: "Stages" }), timeline),
@@ -72,6 +73,7 @@ export function renderJob(root, jobId, ctx) {
     if (v.width) facts.push(`${v.width}×${v.height}, ${v.frame_count ?? "?"} frames, ${formatSeconds(v.duration_s)} (${v.codec})`);
     if (job.queue_position) facts.push(`#${job.queue_position} in the queue`);
     summary.textContent = facts.join(" · ");
+    drawCapture(capture, job.capture);
     jobError.hidden = !job.error;
     jobError.textContent = job.error ? `${job.error.message} (${job.error.code})` : "";
     drawActions(actions, job, ctx, (j) => j && draw(j));
@@ -133,6 +135,20 @@ export function renderJob(root, jobId, ctx) {
     stopEvents();
     if (viewer) viewer.dispose();
   };
+}
+
+/** The capture check at the top of the job: the verdict, a one-line summary of the figures, the advice. */
+function drawCapture(el, report) {
+  el.hidden = !report;
+  if (!report) return;
+  const facts = [
+    `${Math.round(report.sharpness.blurry_share * 100)} % blurry`,
+    `${Math.round(report.coverage.arc_deg)}° around the subject${report.coverage.closes_loop ? " (full loop)" : ""}`,
+    `${report.usable_frames} of ${report.frame_count} frames usable`,
+  ];
+  const parts = [h("p", {}, "Capture check: ", h("span", { class: `badge capture-${report.verdict}`, id: "capture-verdict", text: report.verdict }), h("span", { class: "muted small", text: ` ${facts.join(" · ")}` }))];
+  if (report.advice.length) parts.push(h("ul", { class: "capture-advice", id: "capture-advice" }, report.advice.map((text) => h("li", { text }))));
+  el.replaceChildren(...parts);
 }
 
 function drawActions(el, job, ctx, onChange) {
