@@ -128,11 +128,18 @@ def composite_image_numba(
         radii: screen half-extents; 0 = skip. [N, 2]
         width: image width.
         height: image height.
-        tile_size: tile edge in pixels.
+        tile_size: tile edge in pixels, at most 32.
 
     Returns:
         ``(color [H, W, D], transmittance [H, W])``, in the dtype of ``colors``.
+
+    Raises:
+        ValueError: for a tile size outside 1..32.
     """
+    from gs_worker.rasterize_numba_kernels import MAX_TILE_SIZE
+
+    if not 1 <= tile_size <= MAX_TILE_SIZE:
+        raise ValueError(f"tile_size must be in 1..{MAX_TILE_SIZE}, got {tile_size}")
     return _CompositeFunction.apply(means2d, conics, opacities, colors, depths, radii, width, height, tile_size)
 
 

@@ -13,9 +13,12 @@ Layout and loop order:
 - **Forward**: ``prange`` over tiles; within a tile the Gaussians are walked front to back and each one updates only
   the pixels of its own ellipse ``σ ≤ ln(255·o)`` (row by row, with a one-pixel margin, so float rounding at the edge
   never drops a pixel). Outside that ellipse ``alpha < 1/255`` exactly, so the skipped pixels are the ones the model
-  skips anyway. A tile stops as soon as all its pixels are finished. Per pixel it stores the final transmittance and
-  the entry index of the last Gaussian that contributed (gsplat's ``last_ids``).
-- **Backward**: the same walk back to front from the tile's latest last contributor; each pixel recovers its
+  skips anyway. A row segment is first filled with ``σ`` and ``exp(−σ)`` in one tight loop, then composited; finished
+  pixels are one bit mask per tile row, so a segment whose pixels are all finished costs one test, and a tile stops
+  when all its pixels are finished. Per pixel it stores the final transmittance and the entry index of the last
+  Gaussian that contributed (gsplat's ``last_ids``).
+- **Backward**: the same walk back to front from the tile's latest last contributor (rows whose pixels all finished
+  earlier are skipped); each pixel recovers its
   transmittance before a Gaussian by dividing by ``1 − alpha`` (as gsplat's backward does) and keeps the colour
   composited behind it. The gradients of one tile entry are summed over its pixels in registers and written to that
   entry's row, which only its tile's iteration touches, so no atomics are needed; a segment sum then gives the
@@ -35,6 +38,8 @@ from gs_worker.rasterize_cpu import ALPHA_MAX, ALPHA_THRESHOLD, TRANSMITTANCE_MI
 
 # Columns of a per-entry gradient row before the colour channels: d/d(mean x, mean y, conic a, b, c, opacity).
 ROW_FIXED = 6
+#: Largest tile edge: a tile row's finished pixels are one bit mask in an int64.
+MAX_TILE_SIZE = 32
 
 
 @njit(cache=True)
@@ -134,6 +139,26 @@ def _row_columns(
     return _pixel_range(mx - b * dy / a, half_width, x_first, x_stop)
 
 
+@njit(cache=True, inline="always")
+def _row_exponents(
+    x_begin: int,
+    x_end: int,
+    dy: float,
+    mx: float,
+    a: float,
+    b: float,
+    c: float,
+    sigmas: np.ndarray,
+    visibilities: np.ndarray,
+) -> None:
+    """``σ`` and ``exp(−σ)`` of the pixels ``x_begin..x_end`` of one row into ``sigmas[0:n]``, ``visibilities[0:n]``."""
+    for x in range(x_begin, x_end):
+        dx = x + 0.5 - mx
+        sigma = 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy
+        sigmas[x - x_begin] = sigma
+        visibilities[x - x_begin] = math.exp(-sigma)
+
+
 @njit(parallel=True, cache=True, fastmath=False)
 def composite_forward(
     tile_start: np.ndarray,  # [T + 1] int64
@@ -173,10 +198,11 @@ def composite_forward(
         x_first, y_first = (t % tiles_x) * tile_size, (t // tiles_x) * tile_size
         x_stop, y_stop = min(x_first + tile_size, width), min(y_first + tile_size, height)
         transmittance = np.ones(n_tile_pixels)
-        finished = np.zeros(n_tile_pixels, np.bool_)
         last = np.full(n_tile_pixels, -1, np.int64)
         color = np.zeros((n_tile_pixels, n_channels))
-        n_pixels, n_finished = (x_stop - x_first) * (y_stop - y_first), 0
+        finished = np.zeros(tile_size, np.int64)  # per row, a bit per finished pixel
+        sigmas, visibilities = np.empty(tile_size), np.empty(tile_size)
+        n_open = (x_stop - x_first) * (y_stop - y_first)
         for j in range(tile_start[t], tile_start[t + 1]):
             g = entries[j]
             opacity = opacities[g]
@@ -184,35 +210,37 @@ def composite_forward(
                 continue
             mx, my = means2d[g, 0], means2d[g, 1]
             a, b, c = conics[g, 0], conics[g, 1], conics[g, 2]
+            feature = colors[g]
             bounded, two_a_level, det, half_height = _ellipse(a, b, c, opacity)
             y_begin, y_end = _pixel_range(my, half_height, y_first, y_stop) if bounded else (y_first, y_stop)
             for y in range(y_begin, y_end):
                 dy = y + 0.5 - my
                 x_begin, x_end = _row_columns(bounded, two_a_level, det, a, b, mx, dy, x_first, x_stop)
+                span = ((1 << (x_end - x_begin)) - 1) << (x_begin - x_first)
+                if finished[y - y_first] & span == span:
+                    continue
+                _row_exponents(x_begin, x_end, dy, mx, a, b, c, sigmas, visibilities)
                 row = (y - y_first) * tile_size - x_first
                 for x in range(x_begin, x_end):
-                    p = row + x
-                    if finished[p]:
+                    bit = 1 << (x - x_first)
+                    if finished[y - y_first] & bit or sigmas[x - x_begin] < 0.0:
                         continue
-                    dx = x + 0.5 - mx
-                    sigma = 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy
-                    if sigma < 0.0:
-                        continue
-                    alpha = min(ALPHA_MAX, opacity * math.exp(-sigma))
+                    alpha = min(ALPHA_MAX, opacity * visibilities[x - x_begin])
                     if alpha < ALPHA_THRESHOLD:
                         continue
+                    p = row + x
                     before = transmittance[p]
                     after = before * (1.0 - alpha)
                     if after <= TRANSMITTANCE_MIN:
-                        finished[p] = True
-                        n_finished += 1
+                        finished[y - y_first] |= bit
+                        n_open -= 1
                         continue
                     weight = alpha * before
                     for k in range(n_channels):
-                        color[p, k] += weight * colors[g, k]
+                        color[p, k] += weight * feature[k]
                     transmittance[p] = after
                     last[p] = j
-            if n_finished == n_pixels:
+            if n_open == 0:
                 break
         for y in range(y_first, y_stop):
             for x in range(x_first, x_stop):
@@ -274,7 +302,9 @@ def composite_backward(
         final_term = np.zeros(n_tile_pixels)  # dL/dT_final · T_final
         grad_c = np.zeros((n_tile_pixels, n_channels))
         behind = np.zeros((n_tile_pixels, n_channels))
-        newest = tile_start[t] - 1
+        row_newest = np.full(tile_size, tile_start[t] - 1, np.int64)  # latest last contributor per row
+        grad_feature = np.zeros(n_channels)
+        sigmas, visibilities = np.empty(tile_size), np.empty(tile_size)
         for y in range(y_first, y_stop):
             for x in range(x_first, x_stop):
                 p = (y - y_first) * tile_size + x - x_first
@@ -283,7 +313,8 @@ def composite_backward(
                 final_term[p] = grad_transmittance[y, x] * final_transmittance[y, x]
                 for k in range(n_channels):
                     grad_c[p, k] = grad_color[y, x, k]
-                newest = max(newest, last[p])
+                row_newest[y - y_first] = max(row_newest[y - y_first], last[p])
+        newest = row_newest.max()
         for j in range(tile_start[t], tile_start[t + 1]):
             for k in range(ROW_FIXED + n_channels):
                 out_rows[j, k] = 0.0
@@ -294,34 +325,36 @@ def composite_backward(
                 continue
             mx, my = means2d[g, 0], means2d[g, 1]
             a, b, c = conics[g, 0], conics[g, 1], conics[g, 2]
+            feature = colors[g]
             bounded, two_a_level, det, half_height = _ellipse(a, b, c, opacity)
             y_begin, y_end = _pixel_range(my, half_height, y_first, y_stop) if bounded else (y_first, y_stop)
             g_mx = g_my = g_a = g_b = g_c = g_o = 0.0
+            grad_feature[:] = 0.0
             for y in range(y_begin, y_end):
+                if j > row_newest[y - y_first]:
+                    continue
                 dy = y + 0.5 - my
                 x_begin, x_end = _row_columns(bounded, two_a_level, det, a, b, mx, dy, x_first, x_stop)
+                _row_exponents(x_begin, x_end, dy, mx, a, b, c, sigmas, visibilities)
                 row = (y - y_first) * tile_size - x_first
                 for x in range(x_begin, x_end):
                     p = row + x
-                    if j > last[p]:
+                    if j > last[p] or sigmas[x - x_begin] < 0.0:
                         continue
-                    dx = x + 0.5 - mx
-                    sigma = 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy
-                    if sigma < 0.0:
-                        continue
-                    visibility = math.exp(-sigma)
+                    visibility = visibilities[x - x_begin]
                     raw_alpha = opacity * visibility
                     alpha = min(ALPHA_MAX, raw_alpha)
                     if alpha < ALPHA_THRESHOLD:
                         continue
+                    dx = x + 0.5 - mx
                     ratio = 1.0 / (1.0 - alpha)
                     before = transmittance[p] * ratio  # transmittance in front of this Gaussian
                     weight = alpha * before
                     grad_alpha = -final_term[p] * ratio
                     for k in range(n_channels):
-                        grad_alpha += grad_c[p, k] * (before * colors[g, k] - behind[p, k] * ratio)
-                        out_rows[j, ROW_FIXED + k] += weight * grad_c[p, k]
-                        behind[p, k] += weight * colors[g, k]
+                        grad_alpha += grad_c[p, k] * (before * feature[k] - behind[p, k] * ratio)
+                        grad_feature[k] += weight * grad_c[p, k]
+                        behind[p, k] += weight * feature[k]
                     transmittance[p] = before
                     if raw_alpha <= ALPHA_MAX:
                         g_o += grad_alpha * visibility
@@ -337,6 +370,8 @@ def composite_backward(
             out_rows[j, 3] = g_b
             out_rows[j, 4] = g_c
             out_rows[j, 5] = g_o
+            for k in range(n_channels):
+                out_rows[j, ROW_FIXED + k] = grad_feature[k]
 
 
 @njit(cache=True)
