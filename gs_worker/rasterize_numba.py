@@ -63,7 +63,8 @@ class _CompositeFunction(torch.autograd.Function):
         transmittance = np.empty((height, width))
         last = np.empty((height, width), np.int64)
         layout = (width, height, tiles_x, tile_size)
-        kernels.composite_forward(tile_start, entries, *arrays, *layout, color, transmittance, last)
+        with kernels.balanced_tiles():
+            kernels.composite_forward(tile_start, entries, *arrays, *layout, color, transmittance, last)
         ctx.state = (tile_start, entries, arrays, layout, transmittance, last)  # type: ignore[attr-defined]
         ctx.dtypes = (means2d.dtype, conics.dtype, opacities.dtype, colors.dtype)  # type: ignore[attr-defined]
         dtype = colors.dtype
@@ -79,17 +80,18 @@ class _CompositeFunction(torch.autograd.Function):
         tile_start, entries, arrays, layout, transmittance, last = ctx.state  # type: ignore[attr-defined]
         n_gaussians, n_channels = arrays[3].shape
         rows = np.empty((len(entries), kernels.ROW_FIXED + n_channels))
-        kernels.composite_backward(
-            tile_start,
-            entries,
-            *arrays,
-            *layout,
-            transmittance,
-            last,
-            _float64(grad_color),
-            _float64(grad_transmittance),
-            rows,
-        )
+        with kernels.balanced_tiles():
+            kernels.composite_backward(
+                tile_start,
+                entries,
+                *arrays,
+                *layout,
+                transmittance,
+                last,
+                _float64(grad_color),
+                _float64(grad_transmittance),
+                rows,
+            )
         per_gaussian = torch.from_numpy(kernels.sum_rows_per_gaussian(entries, rows, n_gaussians))
         dtypes = ctx.dtypes  # type: ignore[attr-defined]
         return (

@@ -10,19 +10,19 @@ Layout and loop order:
 
 - **Binning** lists every visible Gaussian (both radii > 0) in each 16×16 tile its screen box overlaps, depth-sorted
   within a tile, as one flat ``entries`` array with per-tile offsets ``tile_start`` (a counting sort: O(N + M)).
-- **Forward**: ``prange`` over tiles; within a tile the Gaussians are walked front to back and each one updates only
-  the pixels of its own ellipse ``σ ≤ ln(255·o)`` (row by row, with a one-pixel margin, so float rounding at the edge
-  never drops a pixel). Outside that ellipse ``alpha < 1/255`` exactly, so the skipped pixels are the ones the model
-  skips anyway. A row segment is first filled with ``σ`` and ``exp(−σ)`` in one tight loop, then composited; finished
-  pixels are one bit mask per tile row, so a segment whose pixels are all finished costs one test, and a tile stops
-  when all its pixels are finished. Per pixel it stores the final transmittance and the entry index of the last
-  Gaussian that contributed (gsplat's ``last_ids``).
+- **Forward**: ``prange`` over tiles (handed out a few at a time, :func:`balanced_tiles`); within a tile the
+  Gaussians are walked front to back and each one updates only the pixels of its own ellipse ``σ ≤ ln(255·o)`` (row
+  by row, with a one-pixel margin, so float rounding at the edge never drops a pixel). Outside that ellipse
+  ``alpha < 1/255`` exactly, so the skipped pixels are the ones the model skips anyway. A row segment is first filled
+  with ``σ`` and ``exp(−σ)`` in one tight loop that vectorises (a polynomial ``exp``, :func:`_exp_neg`), then
+  composited; finished pixels are one bit mask per tile row, so a segment whose pixels are all finished costs one
+  test, and a tile stops when all its pixels are finished. Per pixel it stores the final transmittance and the entry
+  index of the last Gaussian that contributed (gsplat's ``last_ids``).
 - **Backward**: the same walk back to front from the tile's latest last contributor (rows whose pixels all finished
-  earlier are skipped); each pixel recovers its
-  transmittance before a Gaussian by dividing by ``1 − alpha`` (as gsplat's backward does) and keeps the colour
-  composited behind it. The gradients of one tile entry are summed over its pixels in registers and written to that
-  entry's row, which only its tile's iteration touches, so no atomics are needed; a segment sum then gives the
-  per-Gaussian gradients.
+  earlier are skipped); each pixel recovers its transmittance before a Gaussian by dividing by ``1 − alpha`` (as
+  gsplat's backward does) and keeps the colour composited behind it. The gradients of one tile entry are summed over
+  its pixels in registers and written to that entry's row, which only its tile's iteration touches, so no atomics are
+  needed; a segment sum then gives the per-Gaussian gradients.
 
 All arithmetic is float64 (inputs are converted once per call), so the division-based recovery stays accurate.
 """
@@ -30,7 +30,10 @@ All arithmetic is float64 (inputs are converted once per call), so the division-
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -38,8 +41,26 @@ from gs_worker.rasterize_cpu import ALPHA_MAX, ALPHA_THRESHOLD, TRANSMITTANCE_MI
 
 # Columns of a per-entry gradient row before the colour channels: d/d(mean x, mean y, conic a, b, c, opacity).
 ROW_FIXED = 6
+#: Tiles handed to a thread at a time: small chunks balance uneven tiles and threads the OS preempts.
+TILES_PER_CHUNK = 2
+#: σ beyond which ``exp(−σ)`` is taken as 0 (see :func:`_exp_neg`).
+EXP_CUTOFF = 20.0
 #: Largest tile edge: a tile row's finished pixels are one bit mask in an int64.
 MAX_TILE_SIZE = 32
+
+
+@contextmanager
+def balanced_tiles() -> Iterator[None]:
+    """Within the block, hand the tiles of ``prange`` loops started by this thread out ``TILES_PER_CHUNK`` at a time.
+
+    numba's default schedule gives each thread one equal share of the tiles, so a thread with the busy tiles (or one
+    that the OS preempts) holds up the rest. (Setting the chunk size inside a kernel would stop numba caching it.)
+    """
+    previous = numba.set_parallel_chunksize(TILES_PER_CHUNK)
+    try:
+        yield
+    finally:
+        numba.set_parallel_chunksize(previous)
 
 
 @njit(cache=True)
@@ -140,6 +161,38 @@ def _row_columns(
 
 
 @njit(cache=True, inline="always")
+def _exp_neg(sigma: float) -> float:
+    """``exp(−σ)`` for ``σ ≤ 20`` to a relative error below 1e-12, and 0 beyond (and for NaN).
+
+    Plain arithmetic — the degree-13 Taylor polynomial of ``exp(−σ/32)`` (truncation error below 2e-14 for
+    ``0 ≤ σ ≤ 20``) squared five times — so the loop over a row segment that calls it vectorises, which libm's
+    ``exp`` prevents; it is about a fifth faster overall. Beyond σ = 20, ``o·exp(−σ) < 1/255`` for any opacity up
+    to 10⁶, so returning 0 there changes no pixel.
+    """
+    r = -min(sigma, EXP_CUTOFF) * (1.0 / 32.0)
+    poly = 1.0 / 6227020800.0  # 1/13!
+    poly = poly * r + 1.0 / 479001600.0
+    poly = poly * r + 1.0 / 39916800.0
+    poly = poly * r + 1.0 / 3628800.0
+    poly = poly * r + 1.0 / 362880.0
+    poly = poly * r + 1.0 / 40320.0
+    poly = poly * r + 1.0 / 5040.0
+    poly = poly * r + 1.0 / 720.0
+    poly = poly * r + 1.0 / 120.0
+    poly = poly * r + 1.0 / 24.0
+    poly = poly * r + 1.0 / 6.0
+    poly = poly * r + 0.5
+    poly = poly * r + 1.0
+    poly = poly * r + 1.0
+    poly *= poly
+    poly *= poly
+    poly *= poly
+    poly *= poly
+    poly *= poly
+    return poly if sigma <= EXP_CUTOFF else 0.0
+
+
+@njit(cache=True, inline="always")
 def _row_exponents(
     x_begin: int,
     x_end: int,
@@ -156,7 +209,7 @@ def _row_exponents(
         dx = x + 0.5 - mx
         sigma = 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy
         sigmas[x - x_begin] = sigma
-        visibilities[x - x_begin] = math.exp(-sigma)
+        visibilities[x - x_begin] = _exp_neg(sigma)
 
 
 @njit(parallel=True, cache=True, fastmath=False)
