@@ -1,8 +1,9 @@
 """Time the compiled CPU rasterizer (numba) against the pure-PyTorch one, forward + backward, wall time.
 
 Prints two Markdown tables. The first: per scene size, the median wall seconds of one forward+backward pass of
-``sum(colors) + sum(alphas)`` with each rasterizer at the same thread setting, the ratio (torch / ours) and the largest
-pixel difference between their images. The second: a small scene against the brute-force float64 reference
+``sum(colors) + sum(alphas)`` with each rasterizer at the same thread setting, the ratio (torch / ours), the largest
+pixel difference between their images, and the median CPU seconds of the process (all threads; steadier than wall
+time on a shared machine). The second: a small scene against the brute-force float64 reference
 (correctness and scale). Both rasterizers run in float32 on the same random scene (Gaussians in a box in front of one
 camera, SH degree 1, a few to tens of pixels across). The header states the threads and ``uptime``'s load average.
 Usage:
@@ -57,17 +58,19 @@ def make_scene(n: int, width: int, height: int, seed: int = 0) -> Scene:
 
 def time_pass(
     render: Callable[..., tuple[torch.Tensor, ...]], scene: Scene, width: int, height: int, repeats: int
-) -> tuple[float, torch.Tensor]:
-    """Median wall seconds of forward + backward of ``sum(colors) + sum(alphas)``, and the last image."""
+) -> tuple[float, float, torch.Tensor]:
+    """Median wall and median CPU seconds (all threads of the process) of forward + backward of
+    ``sum(colors) + sum(alphas)``, and the last image."""
     params, viewmats, Ks = scene
-    seconds = []
+    wall, cpu = [], []
     for _ in range(repeats):
         leaves = [p.detach().clone().requires_grad_() for p in params]
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         colors, alphas = render(*leaves, viewmats, Ks, width, height, sh_degree=1)[:2]
         (colors.sum() + alphas.sum()).backward()
-        seconds.append(time.perf_counter() - start)
-    return statistics.median(seconds), colors.detach()
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return statistics.median(wall), statistics.median(cpu), colors.detach()
 
 
 def load_average() -> str:
@@ -92,27 +95,32 @@ def main() -> None:
         f"median wall seconds of {args.repeats}; load average before: {load_average()}"
     )
     print()
-    print("| Gaussians | image | ours (s) | torch (s) | torch / ours | max pixel diff |")
-    print("|---:|---:|---:|---:|---:|---:|")
+    print(
+        "| Gaussians | image | ours (s) | torch (s) | torch / ours | max pixel diff | ours (CPU s) | torch (CPU s) | CPU ratio |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n in COUNTS:
         for width, height in IMAGES:
             scene = make_scene(n, width, height)
-            ours_s, ours_img = time_pass(rasterize_numba, scene, width, height, args.repeats)
+            ours_s, ours_cpu, ours_img = time_pass(rasterize_numba, scene, width, height, args.repeats)
             if args.skip_slow and (n, width, height) in SLOW:
-                print(f"| {n} | {width}×{height} | {ours_s:.3f} | skipped | — | — |", flush=True)
+                print(
+                    f"| {n} | {width}×{height} | {ours_s:.3f} | skipped | — | — | {ours_cpu:.3f} | — | — |", flush=True
+                )
                 continue
-            torch_s, torch_img = time_pass(rasterize_cpu, scene, width, height, args.repeats)
+            torch_s, torch_cpu, torch_img = time_pass(rasterize_cpu, scene, width, height, args.repeats)
             diff = float((ours_img - torch_img).abs().max())
             print(
-                f"| {n} | {width}×{height} | {ours_s:.3f} | {torch_s:.3f} | {torch_s / ours_s:.1f}× | {diff:.1e} |",
+                f"| {n} | {width}×{height} | {ours_s:.3f} | {torch_s:.3f} | {torch_s / ours_s:.1f}× | {diff:.1e} "
+                f"| {ours_cpu:.3f} | {torch_cpu:.3f} | {torch_cpu / ours_cpu:.1f}× |",
                 flush=True,
             )
     print()
     n, width, height = REFERENCE_SIZE
     scene = make_scene(n, width, height)
-    ours_s, ours_img = time_pass(rasterize_numba, scene, width, height, args.repeats)
+    ours_s, _, ours_img = time_pass(rasterize_numba, scene, width, height, args.repeats)
     reference = ([p.double() for p in scene[0]], scene[1].double(), scene[2].double())
-    ref_s, ref_img = time_pass(render_reference, reference, width, height, 1)
+    ref_s, _, ref_img = time_pass(render_reference, reference, width, height, 1)
     diff = float((ours_img.double() - ref_img).abs().max())
     print("| Gaussians | image | ours (s) | brute-force float64 reference (s) | reference / ours | max pixel diff |")
     print("|---:|---:|---:|---:|---:|---:|")
