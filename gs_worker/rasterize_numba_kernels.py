@@ -12,7 +12,7 @@ Layout and loop order:
   within a tile, as one flat ``entries`` array with per-tile offsets ``tile_start`` (a counting sort: O(N + M)).
 - **Forward**: ``prange`` over tiles (handed out a few at a time, :func:`balanced_tiles`); within a tile the
   Gaussians are walked front to back and each one updates only the pixels of its own ellipse ``σ ≤ ln(255·o)`` (row
-  by row, with a one-pixel margin, so float rounding at the edge never drops a pixel). Outside that ellipse
+  by row, with a small margin, so float rounding at the edge never drops a pixel). Outside that ellipse
   ``alpha < 1/255`` exactly, so the skipped pixels are the ones the model skips anyway. A row segment is first filled
   with ``σ`` and ``exp(−σ)`` in one tight loop that vectorises (a polynomial ``exp``, :func:`_exp_neg`), then
   composited; finished pixels are one bit mask per tile row, so a segment whose pixels are all finished costs one
@@ -43,6 +43,9 @@ from gs_worker.rasterize_cpu import ALPHA_MAX, ALPHA_THRESHOLD, TRANSMITTANCE_MI
 ROW_FIXED = 6
 #: Tiles handed to a thread at a time: small chunks balance uneven tiles and threads the OS preempts.
 TILES_PER_CHUNK = 2
+#: Pixels evaluated beyond the exact ellipse edge: far more than float rounding can move it (the σ of a pixel this far
+#: outside exceeds the edge's by orders of magnitude more than its rounding error), so no pixel is ever dropped.
+SPAN_MARGIN = 0.05
 #: σ beyond which ``exp(−σ)`` is taken as 0 (see :func:`_exp_neg`).
 EXP_CUTOFF = 20.0
 #: Largest tile edge: a tile row's finished pixels are one bit mask in an int64.
@@ -123,12 +126,12 @@ def bin_gaussians(
 
 @njit(cache=True)
 def _pixel_range(centre: float, half_width: float, first: int, stop: int) -> tuple[int, int]:
-    """Pixels ``i`` in ``[first, stop)`` whose centre ``i + 0.5`` lies within ``half_width + 1`` of ``centre``.
+    """Pixels ``i`` in ``[first, stop)`` whose centre ``i + 0.5`` lies within ``half_width + SPAN_MARGIN`` of ``centre``.
 
     Returns ``(begin, end)``, end exclusive; empty when the interval misses the range or is not a number.
     """
-    lo = max(centre - half_width - 1.5, float(first))
-    hi = min(centre + half_width + 0.5, float(stop - 1))
+    lo = max(centre - half_width - SPAN_MARGIN - 0.5, float(first))
+    hi = min(centre + half_width + SPAN_MARGIN - 0.5, float(stop - 1))
     if not lo <= hi:
         return first, first
     return math.ceil(lo), math.floor(hi) + 1
@@ -152,7 +155,7 @@ def _ellipse(a: float, b: float, c: float, opacity: float) -> tuple[bool, float,
 def _row_columns(
     bounded: bool, two_a_level: float, det: float, a: float, b: float, mx: float, dy: float, x_first: int, x_stop: int
 ) -> tuple[int, int]:
-    """Columns of one pixel row (offset ``dy`` from the centre) inside the ellipse, plus a one-pixel margin."""
+    """Columns of one pixel row (offset ``dy`` from the centre) inside the ellipse, plus ``SPAN_MARGIN``."""
     if not bounded:
         return x_first, x_stop
     disc = two_a_level - det * dy * dy
@@ -289,8 +292,13 @@ def composite_forward(
                         n_open -= 1
                         continue
                     weight = alpha * before
-                    for k in range(n_channels):
-                        color[p, k] += weight * feature[k]
+                    if n_channels == 3:  # RGB, unrolled
+                        color[p, 0] += weight * feature[0]
+                        color[p, 1] += weight * feature[1]
+                        color[p, 2] += weight * feature[2]
+                    else:
+                        for k in range(n_channels):
+                            color[p, k] += weight * feature[k]
                     transmittance[p] = after
                     last[p] = j
             if n_open == 0:
@@ -404,10 +412,23 @@ def composite_backward(
                     before = transmittance[p] * ratio  # transmittance in front of this Gaussian
                     weight = alpha * before
                     grad_alpha = -final_term[p] * ratio
-                    for k in range(n_channels):
-                        grad_alpha += grad_c[p, k] * (before * feature[k] - behind[p, k] * ratio)
-                        grad_feature[k] += weight * grad_c[p, k]
-                        behind[p, k] += weight * feature[k]
+                    if n_channels == 3:  # RGB, unrolled
+                        grad_alpha += (
+                            grad_c[p, 0] * (before * feature[0] - behind[p, 0] * ratio)
+                            + grad_c[p, 1] * (before * feature[1] - behind[p, 1] * ratio)
+                            + grad_c[p, 2] * (before * feature[2] - behind[p, 2] * ratio)
+                        )
+                        grad_feature[0] += weight * grad_c[p, 0]
+                        grad_feature[1] += weight * grad_c[p, 1]
+                        grad_feature[2] += weight * grad_c[p, 2]
+                        behind[p, 0] += weight * feature[0]
+                        behind[p, 1] += weight * feature[1]
+                        behind[p, 2] += weight * feature[2]
+                    else:
+                        for k in range(n_channels):
+                            grad_alpha += grad_c[p, k] * (before * feature[k] - behind[p, k] * ratio)
+                            grad_feature[k] += weight * grad_c[p, k]
+                            behind[p, k] += weight * feature[k]
                     transmittance[p] = before
                     if raw_alpha <= ALPHA_MAX:
                         g_o += grad_alpha * visibility
