@@ -8,7 +8,9 @@
 #                    for TORCH_CUDA_ARCH_LIST, so no job waits for a JIT build. A GPU of another
 #                    architecture needs its compute capability added to the list and a rebuild.
 #   cpu            - PyTorch for the CPU on a slim base: the same workers, slow, for a box
-#                    without a GPU (docker-compose.cpu.yml builds this target).
+#                    without a GPU (docker-compose.cpu.yml builds this target). The splat worker
+#                    renders with the compiled (numba) rasterizer; the package directory is read-only
+#                    to the worker's user, so numba caches its kernels in NUMBA_CACHE_DIR.
 #
 #   docker build -f docker/gpu_worker.Dockerfile -t vid2scene/gpu-worker .
 #   docker build -f docker/gpu_worker.Dockerfile --target cpu -t vid2scene/gpu-worker:cpu .
@@ -45,7 +47,8 @@ ENV PATH="/opt/venv/bin:${PATH}" \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     VID2SCENE_DATA_DIR=/data \
-    VID2SCENE_DEVICE=cpu
+    VID2SCENE_DEVICE=cpu \
+    NUMBA_CACHE_DIR=/tmp/numba-cache
 WORKDIR /data
 USER 10001:10001
 HEALTHCHECK --interval=30s --timeout=12s --start-period=30s --retries=3 \

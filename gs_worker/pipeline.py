@@ -27,6 +27,7 @@ from gs_worker.flythrough import write_flythrough
 from gs_worker.init import init_splats
 from gs_worker.model import camera_tensors, create_params, export_arrays, render
 from gs_worker.rasterize import Backend, resolve_backend
+from gs_worker.rasterize_numba import compiled_rasterizer_ready, warm_up_compiled_rasterizer
 from gs_worker.train import make_strategy, select_device, train
 from shared.errors import ErrorCode, StageError
 from shared.heldout import HeldoutMetrics, evaluate_heldout
@@ -65,7 +66,7 @@ class SplatMetrics(BaseModel):
     seconds: float = Field(description="wall time of the whole stage")
     train_seconds: float = Field(description="wall time of the training loop")
     device: str = Field(description="'cpu' or 'cuda (<GPU name>)'")
-    backend: str = Field(description="rasterizer: 'cpu' (ours) or 'gsplat'")
+    backend: str = Field(description="rasterizer: 'cpu' (ours, compiled), 'torch' (ours, pure PyTorch) or 'gsplat'")
     width: int = Field(description="training image width")
     height: int = Field(description="training image height")
     sh_degree: int
@@ -164,6 +165,9 @@ def _run(
         data.camera.height,
         device,
     )
+    if resolve_backend(backend, device) == "cpu" and not compiled_rasterizer_ready():
+        on_progress(_LOAD, "preparing the compiled CPU rasterizer (it compiles on the first run only)")
+        warm_up_compiled_rasterizer()
     on_progress(_LOAD, f"starting from {initial_count} SfM points")
     initial = evaluate_splats(params, data, 0, backend, sub_progress(on_progress, _LOAD, _INIT_EVAL))
 

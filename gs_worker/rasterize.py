@@ -1,7 +1,10 @@
-"""One entry point for rendering Gaussians: gsplat's CUDA rasterizer on a GPU, our tiled PyTorch one on the CPU.
+"""One entry point for rendering Gaussians: gsplat's CUDA rasterizer on a GPU, our compiled one on the CPU.
 
-The signature and the returned ``info`` mirror ``gsplat.rendering.rasterization`` (gsplat 1.5.3, ``packed=False``),
-so the training loop and gsplat's ``DefaultStrategy`` use either backend without knowing which one ran.
+Backends: ``"gsplat"`` (CUDA), ``"cpu"`` (our compiled numba rasterizer, :mod:`gs_worker.rasterize_numba`) and
+``"torch"`` (our pure-PyTorch rasterizer, :mod:`gs_worker.rasterize_cpu`: the readable twin of the compiled one and the
+fallback where numba is not installed). The signature and the returned ``info`` mirror
+``gsplat.rendering.rasterization`` (gsplat 1.5.3, ``packed=False``), so the training loop and gsplat's
+``DefaultStrategy`` use any backend without knowing which one ran.
 """
 
 from __future__ import annotations
@@ -11,29 +14,41 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-Backend = Literal["auto", "cpu", "gsplat"]
-BACKENDS: tuple[str, ...] = ("auto", "cpu", "gsplat")
+from gs_worker.rasterize_numba import numba_available
+
+Backend = Literal["auto", "cpu", "torch", "gsplat"]
+BACKENDS: tuple[str, ...] = ("auto", "cpu", "torch", "gsplat")
 
 
-def resolve_backend(backend: str, device: torch.device) -> Literal["cpu", "gsplat"]:
+def resolve_backend(backend: str, device: torch.device) -> Literal["cpu", "torch", "gsplat"]:
     """Pick the concrete rasterizer for tensors on ``device``.
 
     Args:
-        backend: ``"auto"`` (gsplat when the tensors are on CUDA, else the CPU rasterizer), ``"cpu"`` or ``"gsplat"``.
+        backend: ``"auto"`` (gsplat when the tensors are on CUDA; else the compiled CPU rasterizer, or the PyTorch one
+            when numba is not installed), ``"cpu"`` (compiled, CPU tensors only), ``"torch"`` or ``"gsplat"``.
         device: the device the Gaussians live on.
 
     Returns:
-        ``"gsplat"`` or ``"cpu"``.
+        ``"gsplat"``, ``"cpu"`` or ``"torch"``.
 
     Raises:
-        ValueError: for an unknown backend, or ``"gsplat"`` with tensors that are not on CUDA.
+        ValueError: for an unknown backend, ``"gsplat"`` with tensors that are not on CUDA, or ``"cpu"`` with CUDA
+            tensors or without numba.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown rasterizer backend {backend!r}; expected one of {BACKENDS}")
     if backend == "auto":
-        return "gsplat" if device.type == "cuda" else "cpu"
+        if device.type == "cuda":
+            return "gsplat"
+        return "cpu" if numba_available() else "torch"
     if backend == "gsplat" and device.type != "cuda":
         raise ValueError("the gsplat rasterizer needs CUDA tensors; use backend='cpu' or 'auto' on the CPU")
+    if backend == "cpu" and device.type != "cpu":
+        raise ValueError("the compiled CPU rasterizer needs CPU tensors; use backend='auto' or 'gsplat' on CUDA")
+    if backend == "cpu" and not numba_available():
+        raise ValueError(
+            "the compiled CPU rasterizer needs numba (pip install 'vid2scene[gs]'); or use backend='torch'"
+        )
     return backend  # type: ignore[return-value]
 
 
@@ -71,7 +86,7 @@ def rasterize(
         near_plane: Gaussians with camera depth at or below this are dropped.
         far_plane: Gaussians with camera depth at or above this are dropped.
         backgrounds: colour behind the Gaussians per camera. [C, D]
-        backend: ``"auto"``, ``"cpu"`` or ``"gsplat"`` (see :func:`resolve_backend`).
+        backend: ``"auto"``, ``"cpu"``, ``"torch"`` or ``"gsplat"`` (see :func:`resolve_backend`).
 
     Returns:
         ``(render_colors [C, H, W, D], render_alphas [C, H, W, 1], info)``. ``info`` holds what gsplat's
@@ -82,8 +97,11 @@ def rasterize(
     Example:
         >>> colors, alphas, info = rasterize(means, quats, scales, opacities, sh, viewmats, Ks, 64, 48, sh_degree=0)
     """
-    if resolve_backend(backend, means.device) == "gsplat":
+    concrete = resolve_backend(backend, means.device)
+    if concrete == "gsplat":
         from gs_worker.rasterize_gsplat import rasterize_gsplat as render
+    elif concrete == "cpu":
+        from gs_worker.rasterize_numba import rasterize_numba as render
     else:
         from gs_worker.rasterize_cpu import rasterize_cpu as render
     return render(

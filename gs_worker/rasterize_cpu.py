@@ -21,7 +21,9 @@ carry the transmittance, so memory stays bounded for any scene. Autograd supplie
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
@@ -460,7 +462,13 @@ def composite_image(
     return untile(color_tiles), untile(trans_tiles)[..., 0]
 
 
-def rasterize_cpu(
+#: Composites one camera: ``(means2d, conics, opacities, colors, depths, radii, width, height) -> (color [H, W, D],
+#: transmittance [H, W])``, differentiable in the first four.
+Compositor = Callable[[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, int, int], tuple[Tensor, Tensor]]
+
+
+def rasterize_projected(
+    composite: Compositor,
     means: Tensor,  # [N, 3]
     quats: Tensor,  # [N, 4]
     scales: Tensor,  # [N, 3]
@@ -471,16 +479,18 @@ def rasterize_cpu(
     width: int,
     height: int,
     *,
-    sh_degree: int | None = None,
-    near_plane: float = 0.01,
-    far_plane: float = 1e10,
-    backgrounds: Tensor | None = None,  # [C, D]
-    tile_size: int = TILE_SIZE,
-    max_chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+    sh_degree: int | None,
+    near_plane: float,
+    far_plane: float,
+    backgrounds: Tensor | None,  # [C, D]
+    tile_size: int,
 ) -> tuple[Tensor, Tensor, dict[str, Any]]:
-    """Render Gaussians on the CPU with the same inputs, outputs and ``info`` as :func:`gs_worker.rasterize.rasterize`.
+    """Project and colour in PyTorch autograd, composite each camera with ``composite``, and build gsplat's ``info``.
+
+    The CPU backends share this: only the compositing step differs (pure PyTorch or compiled).
 
     Args:
+        composite: the compositing step of one camera (see :data:`Compositor`).
         means: centres. [N, 3]
         quats: quaternions (w, x, y, z). [N, 4]
         scales: linear scales. [N, 3]
@@ -494,8 +504,7 @@ def rasterize_cpu(
         near_plane: near clipping depth.
         far_plane: far clipping depth.
         backgrounds: background colours. [C, D]
-        tile_size: tile edge in pixels.
-        max_chunk_elements: memory bound, in elements of the largest padded block.
+        tile_size: tile edge in pixels (reported in ``info``).
 
     Returns:
         ``(render_colors [C, H, W, D], render_alphas [C, H, W, 1], info)`` (see ``rasterize``).
@@ -515,7 +524,7 @@ def rasterize_cpu(
     features = colors_per_camera(means, colors, viewmats, sh_degree)  # [C, N, D]
     images, alphas = [], []
     for cam in range(n_cameras):
-        color, transmittance = composite_image(
+        color, transmittance = composite(
             projection.means2d[cam],
             projection.conics[cam],
             opacities,
@@ -524,8 +533,6 @@ def rasterize_cpu(
             projection.radii[cam],
             width,
             height,
-            tile_size=tile_size,
-            max_chunk_elements=max_chunk_elements,
         )
         if backgrounds is not None:
             color = color + transmittance[..., None] * backgrounds[cam]
@@ -549,3 +556,63 @@ def rasterize_cpu(
         "tile_height": math.ceil(height / tile_size),
     }
     return torch.stack(images), torch.stack(alphas), info
+
+
+def rasterize_cpu(
+    means: Tensor,  # [N, 3]
+    quats: Tensor,  # [N, 4]
+    scales: Tensor,  # [N, 3]
+    opacities: Tensor,  # [N]
+    colors: Tensor,  # [N, K, 3] or [N, D] or [C, N, D]
+    viewmats: Tensor,  # [C, 4, 4]
+    Ks: Tensor,  # [C, 3, 3]
+    width: int,
+    height: int,
+    *,
+    sh_degree: int | None = None,
+    near_plane: float = 0.01,
+    far_plane: float = 1e10,
+    backgrounds: Tensor | None = None,  # [C, D]
+    tile_size: int = TILE_SIZE,
+    max_chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+) -> tuple[Tensor, Tensor, dict[str, Any]]:
+    """Render with the pure-PyTorch rasterizer (``backend="torch"``); same inputs, outputs and ``info`` as
+    :func:`gs_worker.rasterize.rasterize`.
+
+    Args:
+        means: centres. [N, 3]
+        quats: quaternions (w, x, y, z). [N, 4]
+        scales: linear scales. [N, 3]
+        opacities: opacities in 0..1. [N]
+        colors: SH coefficients [N, K, 3] with ``sh_degree``, else features [N, D] or [C, N, D].
+        viewmats: ``cam_from_world``. [C, 4, 4]
+        Ks: intrinsics. [C, 3, 3]
+        width: image width.
+        height: image height.
+        sh_degree: SH degree or None.
+        near_plane: near clipping depth.
+        far_plane: far clipping depth.
+        backgrounds: background colours. [C, D]
+        tile_size: tile edge in pixels.
+        max_chunk_elements: memory bound, in elements of the largest padded block.
+
+    Returns:
+        ``(render_colors [C, H, W, D], render_alphas [C, H, W, 1], info)`` (see ``rasterize``).
+    """
+    return rasterize_projected(
+        partial(composite_image, tile_size=tile_size, max_chunk_elements=max_chunk_elements),
+        means,
+        quats,
+        scales,
+        opacities,
+        colors,
+        viewmats,
+        Ks,
+        width,
+        height,
+        sh_degree=sh_degree,
+        near_plane=near_plane,
+        far_plane=far_plane,
+        backgrounds=backgrounds,
+        tile_size=tile_size,
+    )

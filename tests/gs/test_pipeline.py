@@ -175,3 +175,24 @@ def test_running_out_of_memory_twice_fails_with_out_of_memory_and_leaves_nothing
     assert info.value.retryable
     assert "32 px" in info.value.message
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_stage_announces_and_runs_the_rasterizer_compilation_before_training_only_when_needed(
+    tiny_scene: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gs_worker.pipeline as pipeline
+
+    warm_ups: list[int] = []
+    real_warm_up = pipeline.warm_up_compiled_rasterizer
+    monkeypatch.setattr(pipeline, "warm_up_compiled_rasterizer", lambda: (warm_ups.append(1), real_warm_up())[1])
+    monkeypatch.setattr(pipeline, "compiled_rasterizer_ready", lambda: False)  # as in a fresh process
+    messages: list[str] = []
+    train_splats(tiny_scene, tmp_path / "compiled", _quick_options(), lambda f, m: messages.append(m))
+    compiling = [i for i, m in enumerate(messages) if "compiled CPU rasterizer" in m]
+    first_step = next(i for i, m in enumerate(messages) if m.startswith("step "))
+    assert warm_ups == [1] and len(compiling) == 1 and compiling[0] < first_step
+
+    messages.clear()
+    train_splats(tiny_scene, tmp_path / "torch", _quick_options(), lambda f, m: messages.append(m), backend="torch")
+    assert warm_ups == [1] and not any("compiled CPU rasterizer" in m for m in messages)
+    assert json.loads((tmp_path / "torch" / "report.json").read_text())["backend"] == "torch"

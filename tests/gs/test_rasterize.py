@@ -1,4 +1,7 @@
-"""The CPU rasterizer against the brute-force renderer, gsplat's torch reference code and gsplat's DefaultStrategy."""
+"""The PyTorch rasterizer against the brute-force renderer, gsplat's torch reference code and gsplat's DefaultStrategy.
+
+The compiled rasterizer has its own tests (``test_rasterize_numba.py``), against the same references.
+"""
 
 from __future__ import annotations
 
@@ -212,12 +215,12 @@ def test_plain_rgb_colors_are_composited_without_sh():
     torch.testing.assert_close(colors, ref_colors, atol=1e-10, rtol=0)
 
 
-def test_auto_backend_renders_cpu_tensors_with_the_cpu_rasterizer():
+def test_torch_backend_renders_cpu_tensors_with_the_pytorch_rasterizer():
     gaussians = make_gaussians(20, spread=1.2, scale=0.12, sh_degree=1, seed=6, dtype=torch.float32)
     viewmats, Ks = make_cameras(torch.float32)
-    colors, alphas, info = rasterize(*gaussians, viewmats, Ks, WIDTH, HEIGHT, sh_degree=1)
+    colors, alphas, info = rasterize(*gaussians, viewmats, Ks, WIDTH, HEIGHT, sh_degree=1, backend="torch")
     direct, direct_alphas, _ = rasterize_cpu(*gaussians, viewmats, Ks, WIDTH, HEIGHT, sh_degree=1)
-    assert resolve_backend("auto", torch.device("cpu")) == "cpu"
+    assert resolve_backend("torch", torch.device("cpu")) == "torch"
     torch.testing.assert_close(colors, direct)
     torch.testing.assert_close(alphas, direct_alphas)
     assert info["radii"].shape == (2, 20, 2) and info["radii"].dtype == torch.int32
@@ -232,7 +235,7 @@ def test_gsplat_backend_refuses_cpu_tensors_and_unknown_backends_are_rejected():
         resolve_backend("opengl", torch.device("cpu"))
 
 
-def test_default_strategy_accumulates_gradients_and_densifies_from_cpu_rasterizer_info():
+def test_default_strategy_accumulates_gradients_and_densifies_from_torch_rasterizer_info():
     means, quats, scales, opacities, sh = make_gaussians(
         20, spread=1.2, scale=0.12, sh_degree=1, seed=7, dtype=torch.float32
     )
@@ -266,6 +269,7 @@ def test_default_strategy_accumulates_gradients_and_densifies_from_cpu_rasterize
             WIDTH,
             HEIGHT,
             sh_degree=1,
+            backend="torch",
         )
         strategy.step_pre_backward(params, optimizers, state, step, info)
         ((colors - target) ** 2).mean().backward()
