@@ -22,14 +22,14 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from gs_worker.data import SceneData, load_scene
 from gs_worker.cleanup import CleanupReport
+from gs_worker.data import SceneData, load_scene
 from gs_worker.export_all import EXPORT_FILES, ExportedFile, clean_for_export, write_exports
 from gs_worker.flythrough import write_flythrough
 from gs_worker.init import init_splats
 from gs_worker.model import camera_tensors, create_params, export_arrays, render
-from gs_worker.scene_frame import ExportFrame, export_frame
 from gs_worker.rasterize import Backend, resolve_backend
+from gs_worker.scene_frame import ExportFrame, export_frame
 from gs_worker.train import make_strategy, select_device, train
 from shared.errors import ErrorCode, StageError
 from shared.heldout import HeldoutMetrics, evaluate_heldout
