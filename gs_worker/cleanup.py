@@ -15,12 +15,12 @@ what the previous ones kept (all vectorised numpy; kNN with scipy's ``cKDTree``)
    trainer puts in front of the lens to explain one view.
 4. ``huge``: largest σ above ``cleanup_max_angular_size ×`` the distance to the nearest camera — a blob
    that covers a large part of any view.
-5. ``isolated``: statistical outlier removal on position, size and opacity: the mean distance to the
-   ``cleanup_knn`` nearest splats, divided by the distance to the nearest camera (so that the sparser
-   far background is not singled out), is compared with its median; splats more than
-   ``cleanup_isolation_sigma`` robust standard deviations (1.4826 · MAD, in log space) above it go
-   unless they are both opaque and small (``opacity ≥ 0.5`` and σ below their spacing), which real
-   isolated detail is.
+5. ``isolated``: statistical outlier removal on position, size and opacity: a splat's spacing (mean
+   distance to its ``cleanup_knn`` nearest splats) over the median spacing of those neighbours — about 1
+   on a surface at any density, large for a speck in empty air — in log space; splats more than
+   ``cleanup_isolation_sigma`` robust standard deviations (1.4826 · MAD) above the median go when they
+   are specks: too small to reach their neighbours (3σ below their spacing) and not solid (opacity
+   below 0.5) — a large splat bridging a sparse region is surface, an opaque point is detail.
 
 Steps 1 and 3–5 run when ``cleanup`` is on; step 2 follows ``crop``.
 """
@@ -41,7 +41,7 @@ FRUSTUM_MARGIN = 0.15
 EXTENT_QUANTILE = 0.01
 #: The robust extent is widened by this fraction of its size on every side.
 EXTENT_MARGIN = 1.0
-#: Splats at least this opaque and smaller than their spacing are never called isolated.
+#: Splats at least this opaque are never called isolated.
 SOLID_OPACITY = 0.5
 
 STEPS: tuple[str, ...] = ("low_opacity", "cropped", "near_camera", "huge", "isolated")
@@ -104,23 +104,22 @@ def _inside(means: np.ndarray, box: np.ndarray) -> np.ndarray:
     return ((means >= box[0]) & (means <= box[1])).all(axis=1)
 
 
-def _isolated(
-    means: np.ndarray, sigma_max: np.ndarray, opacity: np.ndarray, cam_dist: np.ndarray, k: int, n_sigma: float
-) -> np.ndarray:
+def _isolated(means: np.ndarray, sigma_max: np.ndarray, opacity: np.ndarray, k: int, n_sigma: float) -> np.ndarray:
     """Statistical outlier removal (see the module docstring); ``[N]`` bool, True for an outlier."""
     from scipy.spatial import cKDTree
 
     n = len(means)
     if n <= k + 1:
         return np.zeros(n, dtype=bool)
-    dist, _ = cKDTree(means).query(means, k=k + 1)
-    spacing = np.asarray(dist)[:, 1:].mean(axis=1)
-    score = np.log(np.maximum(spacing, 1e-12) / np.maximum(cam_dist, 1e-12))
+    dist, neighbours = cKDTree(means).query(means, k=k + 1)
+    spacing = np.maximum(np.asarray(dist)[:, 1:].mean(axis=1), 1e-12)
+    around = np.median(spacing[np.asarray(neighbours)[:, 1:]], axis=1)
+    score = np.log(spacing / around)
     median = np.median(score)
     mad = 1.4826 * np.median(np.abs(score - median))
-    outlier = score > median + n_sigma * max(mad, 1e-6)
-    solid = (opacity >= SOLID_OPACITY) & (sigma_max < spacing)
-    return outlier & ~solid
+    outlier = score > median + n_sigma * max(mad, 1e-3)
+    reaches_neighbours = 3.0 * sigma_max >= spacing  # a large splat bridging a sparse region is a surface
+    return outlier & ~reaches_neighbours & (opacity < SOLID_OPACITY)
 
 
 def cleanup_mask(
@@ -191,12 +190,7 @@ def cleanup_mask(
         drop("huge", sigma_max > options.cleanup_max_angular_size * cam_dist)
         idx = np.flatnonzero(keep)
         outlier = _isolated(
-            means[idx],
-            sigma_max[idx],
-            opacity[idx],
-            cam_dist[idx],
-            options.cleanup_knn,
-            options.cleanup_isolation_sigma,
+            means[idx], sigma_max[idx], opacity[idx], options.cleanup_knn, options.cleanup_isolation_sigma
         )
         isolated = np.zeros(n, dtype=bool)
         isolated[idx[outlier]] = True

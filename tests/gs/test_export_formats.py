@@ -137,7 +137,9 @@ def test_spz_round_trips_through_our_reader_within_the_quantisation(tmp_path: Pa
     np.testing.assert_allclose(back["means"], source["means"], atol=0.5 / 4096)
     np.testing.assert_allclose(back["scales"], source["scales"], atol=1 / 32 + 1e-9)
     np.testing.assert_allclose(back["sh0"][:, 0], source["sh0"], atol=0.5 / (0.15 * 255) + 1e-9)
-    np.testing.assert_allclose(back["shN"][:, :3], source["shN"][:, :3], atol=4.5 / 128 + 1e-9)  # 5-bit band: ½ step of 1/128, then ½ bucket
+    np.testing.assert_allclose(
+        back["shN"][:, :3], source["shN"][:, :3], atol=4.5 / 128 + 1e-9
+    )  # 5-bit band: ½ step of 1/128, then ½ bucket
     np.testing.assert_allclose(back["shN"][:, 3:], source["shN"][:, 3:], atol=8.5 / 128 + 1e-9)  # 4-bit bands
     alpha = 1 / (1 + np.exp(-back["opacities"]))
     np.testing.assert_allclose(alpha, 1 / (1 + np.exp(-source["opacities"])), atol=0.5 / 255 + 1e-9)
