@@ -57,7 +57,7 @@ class CleanupReport(BaseModel):
     removed: dict[str, int] = Field(description="step → splats it removed (steps in order)")
     crop: str = Field(description="'auto', 'none' or 'box'")
     crop_box_world: list[list[float]] | None = Field(
-        default=None, description="the box of the crop step in world coordinates [[min], [max]] (auto: robust extent)"
+        default=None, description="auto: the points' widened robust extent in world coordinates [[min], [max]]"
     )
 
 
@@ -164,9 +164,8 @@ def cleanup_mask(
     box_world: np.ndarray | None = None
     crop_kind = options.crop if isinstance(options.crop, str) else "box"
     if isinstance(options.crop, CropBox):
-        corners = frame.world_points(np.array([options.crop.min, options.crop.max], dtype=np.float64))
-        box_world = np.sort(corners, axis=0)
-        drop("cropped", ~_inside(means, box_world))
+        box = np.array([options.crop.min, options.crop.max], dtype=np.float64)
+        drop("cropped", ~_inside(frame.apply_points(means), box))
     elif options.crop == "auto":
         box_world = robust_extent(points_xyz)
         outside = np.zeros(n, dtype=bool)

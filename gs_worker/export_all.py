@@ -117,8 +117,7 @@ def write_exports(
     Returns:
         Each file's name, size and splat count, in :data:`EXPORT_FILES` order.
     """
-    moved = dict(splats)
-    moved["means"] = frame.apply_points(np.asarray(splats["means"], dtype=np.float64))
+    moved = frame.apply_splats(splats)
     comments = frame.header_comments()
     counts = {
         PLY_FILE: write_ply(out_dir / PLY_FILE, moved, comments),

@@ -32,7 +32,8 @@ def _poses(manifest: SceneManifest, frame: ExportFrame) -> list[dict[str, list[f
     for f in frames:
         m = f.cam_from_world_matrix()
         center = frame.apply_points(f.camera_center()[None])[0]
-        out.append({"rows": np.round(m[:3, :3], 6).tolist(), "center": np.round(center, 6).tolist()})
+        rows = frame.camera_rotation(m)
+        out.append({"rows": np.round(rows, 6).tolist(), "center": np.round(center, 6).tolist()})
     return out
 
 

@@ -328,7 +328,9 @@ void main() {
     };
     reset();
 
-    function frame(now) {
+    let lastStep = 0;
+    function step(now) {
+      lastStep = performance.now();
       if (path) {
         const t = Math.min(1, (now - path.start) / (1000 * path.seconds));
         const camera = pathCamera(t);
@@ -342,8 +344,15 @@ void main() {
         dirty = false;
         draw(orbitCamera());
       }
+    }
+    function frame(now) {
+      step(now);
       requestAnimationFrame(frame);
     }
+    // A hidden or throttled page gets no animation frames: keep stepping (a path still ends) on a timer.
+    setInterval(() => {
+      if (performance.now() - lastStep > 250) step(performance.now());
+    }, 250);
 
     const pointers = new Map();
     canvas.addEventListener("pointerdown", (e) => {
