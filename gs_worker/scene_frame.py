@@ -89,7 +89,9 @@ def _quat_of(rotation: np.ndarray) -> np.ndarray:
     """The unit quaternion (w, x, y, z) of a rotation matrix."""
     w = np.sqrt(max(0.0, 1.0 + np.trace(rotation))) / 2.0
     if w > 1e-6:
-        v = np.array([rotation[2, 1] - rotation[1, 2], rotation[0, 2] - rotation[2, 0], rotation[1, 0] - rotation[0, 1]])
+        v = np.array(
+            [rotation[2, 1] - rotation[1, 2], rotation[0, 2] - rotation[2, 0], rotation[1, 0] - rotation[0, 1]]
+        )
         return np.array([w, *(v / (4.0 * w))])
     axis = np.linalg.eigh(rotation + rotation.T)[1][:, -1]  # a half turn: the axis is the +1 eigenvector
     return np.array([0.0, *axis])
