@@ -11,18 +11,21 @@ what the previous ones kept (all vectorised numpy; kNN with scipy's ``cKDTree``)
    size on each side) — for a room or an outdoor capture, the space the points fill. A
    :class:`~shared.options.gs.CropBox` keeps what lies inside the box (in the exported frame);
    ``"none"`` keeps everything.
-3. ``near_camera``: closer than ``cleanup_near_camera × scene_radius`` to a camera centre — the blobs a
+3. ``overlay``: splats that project into the input video's screen-fixed overlay (a UI badge, a logo;
+   :mod:`gs_worker.overlay`) in at least :data:`OVERLAY_SHARE` of the (≥ 3) frames that see them — the
+   overlay rebuilt in 3D.
+4. ``near_camera``: closer than ``cleanup_near_camera × scene_radius`` to a camera centre — the blobs a
    trainer puts in front of the lens to explain one view.
-4. ``huge``: largest σ above ``cleanup_max_angular_size ×`` the distance to the nearest camera — a blob
+5. ``huge``: largest σ above ``cleanup_max_angular_size ×`` the distance to the nearest camera — a blob
    that covers a large part of any view.
-5. ``isolated``: statistical outlier removal on position, size and opacity: a splat's spacing (mean
+6. ``isolated``: statistical outlier removal on position, size and opacity: a splat's spacing (mean
    distance to its ``cleanup_knn`` nearest splats) over the median spacing of those neighbours — about 1
    on a surface at any density, large for a speck in empty air — in log space; splats more than
    ``cleanup_isolation_sigma`` robust standard deviations (1.4826 · MAD) above the median go when they
    are specks: too small to reach their neighbours (3σ below their spacing) and not solid (opacity
    below 0.5) — a large splat bridging a sparse region is surface, an opaque point is detail.
 
-Steps 1 and 3–5 run when ``cleanup`` is on; step 2 follows ``crop``.
+Steps 1 and 3–6 run when ``cleanup`` is on; step 2 follows ``crop``.
 """
 
 from __future__ import annotations
@@ -44,7 +47,10 @@ EXTENT_MARGIN = 1.0
 #: Splats at least this opaque are never called isolated.
 SOLID_OPACITY = 0.5
 
-STEPS: tuple[str, ...] = ("low_opacity", "cropped", "near_camera", "huge", "isolated")
+#: A splat inside the overlay in at least this share of the frames that see it is part of the overlay.
+OVERLAY_SHARE = 0.8
+
+STEPS: tuple[str, ...] = ("low_opacity", "cropped", "overlay", "near_camera", "huge", "isolated")
 
 
 class CleanupReport(BaseModel):
@@ -88,6 +94,27 @@ def seen_by_any_camera(means: np.ndarray, manifest: SceneManifest, margin: float
     return seen
 
 
+def on_overlay(means: np.ndarray, manifest: SceneManifest, overlay: np.ndarray) -> np.ndarray:
+    """Whether each centre ``[N, 3]`` falls in the overlay mask ``[H, W]`` in most of the (≥ 3) frames that see it."""
+    height, width = overlay.shape
+    K = manifest.camera.scaled(width, height).K()
+    in_view = np.zeros(len(means), dtype=np.int64)
+    on = np.zeros(len(means), dtype=np.int64)
+    for frame in manifest.frames:
+        m = frame.cam_from_world_matrix()
+        p = means @ m[:3, :3].T + m[:3, 3]
+        z = p[:, 2]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            u = np.floor(K[0, 0] * p[:, 0] / z + K[0, 2])
+            v = np.floor(K[1, 1] * p[:, 1] / z + K[1, 2])
+        inside = (z > 1e-6) & (u >= 0) & (u < width) & (v >= 0) & (v < height)
+        hit = np.zeros(len(means), dtype=bool)
+        hit[inside] = overlay[v[inside].astype(np.int64), u[inside].astype(np.int64)]
+        in_view += inside
+        on += hit
+    return (in_view >= 3) & (on >= OVERLAY_SHARE * in_view)
+
+
 def robust_extent(points_xyz: np.ndarray) -> np.ndarray | None:
     """The SfM points' robust box widened by :data:`EXTENT_MARGIN`, ``[[min], [max]]``; None with < 10 points."""
     xyz = np.asarray(points_xyz, dtype=np.float64).reshape(-1, 3)
@@ -129,6 +156,7 @@ def cleanup_mask(
     frame: ExportFrame,
     options: SplatOptions,
     *,
+    overlay: np.ndarray | None = None,
     floaters: bool | None = None,
 ) -> tuple[np.ndarray, CleanupReport]:
     """Which splats to keep, and how many each step removed.
@@ -140,7 +168,8 @@ def cleanup_mask(
         points_xyz: ``[P, 3]`` SfM points in the normalised world.
         frame: the exported frame (a crop box is given in it).
         options: ``crop`` and the ``cleanup_*`` thresholds.
-        floaters: run the floater steps (1, 3–5); None follows ``options.cleanup``.
+        overlay: the input video's screen-fixed overlay ``[H, W]`` (:func:`gs_worker.overlay.static_overlay_mask`).
+        floaters: run the floater steps (1, 3–6); None follows ``options.cleanup``.
 
     Returns:
         ``(keep [N] bool, report)``.
@@ -178,6 +207,11 @@ def cleanup_mask(
         drop("cropped", outside)
 
     if floaters:
+        if overlay is not None:
+            idx = np.flatnonzero(keep)
+            rebuilt = np.zeros(n, dtype=bool)
+            rebuilt[idx[on_overlay(means[idx], manifest, overlay)]] = True
+            drop("overlay", rebuilt)
         centers = camera_centers(np.stack([f.cam_from_world_matrix() for f in manifest.frames]))
         from scipy.spatial import cKDTree
 

@@ -74,6 +74,7 @@ def clean_for_export(
     options: SplatOptions,
     before: HeldoutMetrics,
     evaluate: EvaluateFn,
+    overlay: np.ndarray | None = None,
 ) -> CleanedSplats:
     """Clean up the trained splats, undoing the floater steps if they cost too much held-out PSNR.
 
@@ -85,11 +86,12 @@ def clean_for_export(
         options: ``crop``, ``cleanup`` and the thresholds.
         before: the held-out scores of ``splats``.
         evaluate: scores a set of splats on the held-out frames.
+        overlay: the input video's screen-fixed overlay mask, if any (:mod:`gs_worker.overlay`).
 
     Returns:
         The kept splats, the per-step counts, their held-out scores, and whether the floater steps were undone.
     """
-    keep, report = cleanup_mask(splats, manifest, points_xyz, frame, options)
+    keep, report = cleanup_mask(splats, manifest, points_xyz, frame, options, overlay=overlay)
     if report.kept_count == report.input_count:
         return CleanedSplats(splats, report, before, floaters_undone=False)
     cleaned = subset(splats, keep)

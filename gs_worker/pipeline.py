@@ -28,6 +28,7 @@ from gs_worker.export_all import EXPORT_FILES, ExportedFile, clean_for_export, w
 from gs_worker.flythrough import write_flythrough
 from gs_worker.init import init_splats
 from gs_worker.model import camera_tensors, create_params, export_arrays, render
+from gs_worker.overlay import static_overlay_mask
 from gs_worker.rasterize import Backend, resolve_backend
 from gs_worker.scene_frame import ExportFrame, export_frame
 from gs_worker.train import make_strategy, select_device, train
@@ -73,6 +74,9 @@ class SplatMetrics(BaseModel):
     flythrough_frames: int
     retried_at_lower_resolution: bool = Field(description="a CUDA out-of-memory made the run start over smaller")
     heldout_per_frame: list[dict[str, object]] = Field(default_factory=list)
+    overlay_pixels: int = Field(
+        default=0, description="pixels of the input video's screen-fixed overlay, left out of every held-out score"
+    )
     # --- clean-up and exports (gs_worker/export_all.py) ---
     heldout_psnr_before_cleanup: float = Field(description="held-out PSNR (dB) of the trained splats before clean-up")
     heldout_ssim_before_cleanup: float = Field(description="held-out SSIM before clean-up")
@@ -110,6 +114,7 @@ def evaluate_splats(
     sh_degree: int,
     backend: Backend = "auto",
     on_progress: ProgressFn = no_progress,
+    overlay: np.ndarray | None = None,
 ) -> HeldoutMetrics:
     """Score the Gaussians on the scene's held-out frames (:func:`shared.heldout.evaluate_heldout`).
 
@@ -119,6 +124,9 @@ def evaluate_splats(
         sh_degree: SH degree to render with.
         backend: the rasterizer.
         on_progress: called after each frame; may raise ``Cancelled``.
+        overlay: the input video's screen-fixed overlay ``[H, W]`` at the training size
+            (:mod:`gs_worker.overlay`): its pixels are not the scene and are not scored (the render
+            takes the ground truth's values there).
 
     Returns:
         Mean PSNR and SSIM, the frame count and the per-frame scores.
@@ -131,7 +139,10 @@ def evaluate_splats(
             colors, _, _ = render(
                 params, viewmats, Ks, camera.width, camera.height, sh_degree=sh_degree, backend=backend
             )
-        return colors[0].clamp(0.0, 1.0).cpu().numpy()
+        image = colors[0].clamp(0.0, 1.0).cpu().numpy()
+        if overlay is not None and overlay.shape == image.shape[:2]:
+            image = np.where(overlay[:, :, None], data.images[frame.file], image)
+        return image
 
     return evaluate_heldout(render_frame, data.manifest, data.images, on_progress=on_progress)
 
@@ -169,7 +180,8 @@ def _run(
         device,
     )
     on_progress(_LOAD, f"starting from {initial_count} SfM points")
-    initial = evaluate_splats(params, data, 0, backend, sub_progress(on_progress, _LOAD, _INIT_EVAL))
+    overlay = static_overlay_mask(data.images[f.file] for f in data.manifest.frames)
+    initial = evaluate_splats(params, data, 0, backend, sub_progress(on_progress, _LOAD, _INIT_EVAL), overlay)
 
     t0 = time.perf_counter()
     stats = train(
@@ -177,7 +189,9 @@ def _run(
     )
     train_seconds = time.perf_counter() - t0
 
-    trained = evaluate_splats(params, data, options.sh_degree, backend, sub_progress(on_progress, _TRAIN, _EVAL))
+    trained = evaluate_splats(
+        params, data, options.sh_degree, backend, sub_progress(on_progress, _TRAIN, _EVAL), overlay
+    )
     on_progress(_EVAL, f"held-out PSNR {trained['psnr']:.2f} dB (from {initial['psnr']:.2f} dB); cleaning up")
     frame = export_frame(data.manifest, data.points_xyz)
     cleaned = clean_for_export(
@@ -187,7 +201,10 @@ def _run(
         frame,
         options,
         trained,
-        lambda splats: evaluate_splats(create_params(splats, device), data, options.sh_degree, backend),
+        lambda splats: evaluate_splats(
+            create_params(splats, device), data, options.sh_degree, backend, overlay=overlay
+        ),
+        overlay=overlay,
     )
     final = cleaned.metrics
     on_progress(_EVAL, f"kept {cleaned.report.kept_count} of {cleaned.report.input_count} splats; exporting")
@@ -225,6 +242,7 @@ def _run(
         flythrough_frames=n_frames,
         retried_at_lower_resolution=retried,
         heldout_per_frame=[dict(s) for s in final["frames"]],
+        overlay_pixels=0 if overlay is None else int(overlay.sum()),
         heldout_psnr_before_cleanup=trained["psnr"],
         heldout_ssim_before_cleanup=trained["ssim"],
         cleanup=cleaned.report,

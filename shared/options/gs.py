@@ -82,7 +82,7 @@ class SplatOptions(StageOptions):
     cleanup: bool = Field(
         default=True, description="remove floaters (faint, huge, near-camera, isolated) before export"
     )
-    cleanup_min_opacity: float = Field(default=0.02, ge=0, lt=0.5, description="splats less opaque than this go")
+    cleanup_min_opacity: float = Field(default=0.005, ge=0, lt=0.5, description="splats less opaque than this go")
     cleanup_max_angular_size: float = Field(
         default=0.5,
         gt=0,

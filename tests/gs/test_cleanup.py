@@ -14,8 +14,10 @@ from gs_worker.data import SceneData, load_scene
 from gs_worker.export_all import clean_for_export
 from gs_worker.init import init_splats, logit
 from gs_worker.model import create_params
+from gs_worker.overlay import static_overlay_mask
 from gs_worker.pipeline import evaluate_splats
 from gs_worker.scene_frame import ExportFrame, export_frame
+from shared.camera_path import focus_point
 from shared.heldout import HeldoutMetrics
 from shared.options.gs import CropBox, SplatOptions
 
@@ -48,9 +50,9 @@ def with_floaters(splats: dict[str, np.ndarray], scene: SceneData) -> tuple[dict
         # white blobs in front of the held-out cameras' lenses, like a video's UI badge rebuilt
         "near_camera": [(c + 0.03 * f, 0.02, 0.9) for c, f in zip(centres, forward, strict=True)],
         # large blurry blobs between the cameras and the scene
-        "huge": [(c + 0.35 * f, 0.3, 0.6) for c, f in zip(centres, forward, strict=True)],
+        "huge": [(c + 0.3 * f, 0.3, 0.6) for c, f in zip(centres, forward, strict=True)],
         # faint haze over the scene
-        "low_opacity": [(rng.uniform(-0.3, 0.3, 3), 0.05, 0.01) for _ in range(4)],
+        "low_opacity": [(rng.uniform(-0.3, 0.3, 3), 0.05, 0.004) for _ in range(4)],
         # lone specks in the empty air above the objects
         "isolated": [(np.array([x, -0.3, z]), 0.01, 0.3) for x, z in ((0.15, 0.1), (-0.2, -0.15), (0.05, 0.3))],
         # far outside the scene and behind every camera
@@ -144,3 +146,26 @@ def test_when_the_floater_steps_cost_too_much_psnr_they_are_undone_and_the_crop_
     assert result.report.removed["near_camera"] == result.report.removed["isolated"] == 0
     assert result.report.removed["cropped"] >= len(planted["cropped"])
     assert len(result.splats["means"]) == result.report.kept_count == scored[-1]
+
+
+def test_a_static_badge_in_the_frames_is_found_and_the_splats_that_only_draw_it_go(
+    scene: SceneData, frame: ExportFrame
+) -> None:
+    frames = [scene.images[f.file].copy() for f in scene.manifest.frames]
+    assert static_overlay_mask(frames) is None  # the camera moves: nothing stays put
+    for image in frames:
+        image[2:8, 44:62] = (1.0, 1.0, 1.0)  # a white "Connected" badge, top right
+    mask = static_overlay_mask(frames)
+    assert mask is not None and mask[2:8, 44:62].all() and mask.mean() < 0.1
+
+    # a splat that sits where the cameras look is drawn at the image centre in every view
+    splats, _ = with_floaters(scene_splats(scene), scene)
+    target = focus_point(np.stack([f.cam_from_world_matrix() for f in scene.manifest.frames]))
+    splats["means"] = np.concatenate([splats["means"], target[None].astype(np.float32)])
+    for key in ("scales", "quats", "opacities", "sh0", "shN"):
+        splats[key] = np.concatenate([splats[key], splats[key][-1:]])
+    centre = np.zeros_like(mask)
+    centre[14:22, 28:36] = True  # a logo in the middle of the picture
+    keep, report = cleanup_mask(splats, scene.manifest, scene.points_xyz, frame, OPTIONS, overlay=centre)
+    assert not keep[-1] and report.removed["overlay"] >= 1
+    assert report.removed["overlay"] < 0.05 * len(keep)  # the scene's own splats move across the picture
