@@ -1,7 +1,8 @@
 """The frame of the exported splat files: gravity-aligned (−y up), ground at y = 0, in the SfM unit.
 
 The SfM stage's normalised world is gravity-aligned from the cameras alone (``sfm_worker/normalize.py``:
-the plane of an orbit or the cameras' mean up), which can be off by a few degrees. The exports level it
+the plane of an orbit or the cameras' mean up), which can be off by a few degrees on an orbit and by the
+capture's downward pitch on an arc (36° on the garden clip). The exports level it
 on the ground: a RANSAC plane through the lower half of the SfM points whose normal lies within
 :data:`MAX_LEVEL_DEG` of the world's up becomes the floor — the files are turned (about the world origin,
 the point the cameras look at) so that its normal is exactly −y, and moved so that it is y = 0. Without
@@ -32,8 +33,12 @@ from shared.manifest import SceneManifest, Similarity
 GROUND_QUANTILE = 0.97
 #: Fewer SfM points than this and the ground is the lowest camera.
 MIN_GROUND_POINTS = 20
-#: A ground plane may tilt the world's up by at most this much.
-MAX_LEVEL_DEG = 15.0
+#: A ground plane may tilt the world's up by at most this much. The world's up comes from the cameras;
+#: without a full orbit it is their mean up axis, which leans back by the capture's downward pitch
+#: (36° on the garden clip), so the floor is trusted this far when the cameras stand above it.
+MAX_LEVEL_DEG = 45.0
+#: At least this share of the camera centres must lie above a ground plane.
+MIN_CAMERAS_ABOVE = 0.95
 #: RANSAC: candidate planes, inlier distance (× scene radius), least share of the lower points on the plane.
 RANSAC_PLANES = 256
 RANSAC_INLIER = 0.01
@@ -182,12 +187,15 @@ class ExportFrame(BaseModel):
         ]
 
 
-def ground_plane(points_xyz: np.ndarray, scene_radius: float, seed: int = 0) -> tuple[np.ndarray, float, float] | None:
-    """A level floor under the SfM points: ``(unit normal pointing up, offset d with n·x = d, inlier share)``.
+def ground_plane(
+    points_xyz: np.ndarray, camera_centers: np.ndarray, scene_radius: float, seed: int = 0
+) -> tuple[np.ndarray, float, float] | None:
+    """A floor under the SfM points: ``(unit normal pointing up, offset d with n·x = d, inlier share)``.
 
     RANSAC over the lower half of the points (along the world's −y up), keeping planes within
     :data:`MAX_LEVEL_DEG` of level, refined by least squares on the inliers; None without a plane holding
-    :data:`RANSAC_MIN_SHARE` of them.
+    :data:`RANSAC_MIN_SHARE` of them, or when fewer than :data:`MIN_CAMERAS_ABOVE` of the cameras
+    ``[F, 3]`` stand above it (a person films from above the floor).
     """
     xyz = np.asarray(points_xyz, dtype=np.float64).reshape(-1, 3)
     xyz = xyz[np.isfinite(xyz).all(axis=1)]
@@ -217,9 +225,11 @@ def ground_plane(points_xyz: np.ndarray, scene_radius: float, seed: int = 0) -> 
     centre = on.mean(axis=0)
     normal = np.linalg.svd(on - centre, full_matrices=False)[2][2]
     normal *= 1.0 if normal @ UP >= 0 else -1.0
-    if normal @ UP < np.cos(np.radians(MAX_LEVEL_DEG)):
+    offset = float(normal @ centre)
+    above = np.asarray(camera_centers, dtype=np.float64) @ normal - offset > 0
+    if normal @ UP < np.cos(np.radians(MAX_LEVEL_DEG)) or above.mean() < MIN_CAMERAS_ABOVE:
         return None
-    return normal, float(normal @ centre), len(on) / len(lower)
+    return normal, offset, len(on) / len(lower)
 
 
 def export_frame(manifest: SceneManifest, points_xyz: np.ndarray) -> ExportFrame:
@@ -231,7 +241,8 @@ def export_frame(manifest: SceneManifest, points_xyz: np.ndarray) -> ExportFrame
     """
     xyz = np.asarray(points_xyz, dtype=np.float64).reshape(-1, 3)
     xyz = xyz[np.isfinite(xyz).all(axis=1)]
-    plane = ground_plane(xyz, manifest.scene_radius)
+    centers = np.stack([f.camera_center() for f in manifest.frames])
+    plane = ground_plane(xyz, centers, manifest.scene_radius)
     rotation = np.eye(3)
     level_deg, share = 0.0, 0.0
     source: Literal["plane", "points", "cameras"]
@@ -243,7 +254,7 @@ def export_frame(manifest: SceneManifest, points_xyz: np.ndarray) -> ExportFrame
     elif len(xyz) >= MIN_GROUND_POINTS:
         ground_y, source = float(np.quantile(xyz[:, 1], GROUND_QUANTILE)), "points"
     else:
-        ground_y = float(np.stack([f.camera_center() for f in manifest.frames])[:, 1].max())
+        ground_y = float(centers[:, 1].max())
         source = "cameras"
     translation = np.array([0.0, -ground_y, 0.0])
     w = manifest.world_from_colmap
