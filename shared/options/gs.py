@@ -80,7 +80,7 @@ class SplatOptions(StageOptions):
         "{min: [x, y, z], max: [x, y, z]} (or 'x0,y0,z0,x1,y1,z1') in the exported frame",
     )
     cleanup: bool = Field(
-        default=True, description="remove floaters (faint, huge, near-camera, isolated) before export"
+        default=True, description="remove floaters (faint, video overlay, near-camera, huge, isolated) before export"
     )
     cleanup_min_opacity: float = Field(default=0.005, ge=0, lt=0.5, description="splats less opaque than this go")
     cleanup_max_angular_size: float = Field(
@@ -93,7 +93,10 @@ class SplatOptions(StageOptions):
         default=0.05, ge=0, le=1, description="splats closer than this × scene radius to a camera centre go"
     )
     cleanup_isolation_sigma: float = Field(
-        default=4.0, ge=1, le=20, description="statistical outlier removal: robust σ above the median kNN spacing"
+        default=4.0,
+        ge=1,
+        le=20,
+        description="statistical outlier removal: robust σs above the median of spacing / neighbours' spacing",
     )
     cleanup_knn: int = Field(default=8, ge=2, le=64, description="neighbours of the statistical outlier removal")
     cleanup_max_psnr_drop: float = Field(
