@@ -21,10 +21,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``train-gs`` sub-command."""
     parser = subparsers.add_parser(
         "train-gs",
-        help="train Gaussian splats on a scene directory: scene.ply, scene.splat, a flythrough",
+        help="train Gaussian splats on a scene directory: every splat format, a viewer page, a flythrough",
         description=(
             "Train 3D Gaussians on the posed frames of SCENE_DIR (written by `vid2scene sfm`) and write "
-            "scene.ply, scene.splat, flythrough-gs.mp4 and report.json into DIR."
+            "scene.ply, scene.splat, scene.spz, scene.compressed.ply, scene.html, flythrough-gs.mp4 and "
+            "report.json into DIR."
         ),
     )
     add_training_arguments(parser)

@@ -1,6 +1,7 @@
 """The gs worker's glue: the shared consumer loop around :func:`gs_worker.pipeline.train_splats`.
 
-Input ``sfm.tar``; artifacts ``scene.ply``, ``scene.splat``, ``flythrough-gs.mp4`` and ``report-gs.json``.
+Input ``sfm.tar``; artifacts ``scene.ply``, ``scene.splat``, ``scene.spz``, ``scene.compressed.ply``,
+``scene.html``, ``flythrough-gs.mp4`` and ``report-gs.json``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ from shared.settings import Device
 ARTIFACT_FILES = {
     "scene.ply": "scene.ply",
     "scene.splat": "scene.splat",
+    "scene.spz": "scene.spz",
+    "scene.compressed.ply": "scene.compressed.ply",
+    "scene.html": "scene.html",
     "flythrough-gs.mp4": "flythrough-gs.mp4",
     "report-gs.json": REPORT_FILE,
 }

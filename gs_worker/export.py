@@ -12,7 +12,7 @@ The ``splats`` mapping uses gsplat's trainer layout (numpy arrays or torch tenso
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ def _numpy(value: Any) -> np.ndarray:
     return np.asarray(value, dtype=np.float64)
 
 
-def _prepare(splats: Mapping[str, Any]) -> dict[str, np.ndarray]:
+def prepare_splats(splats: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """Validate shapes, drop non-finite splats and sort the rest most important first.
 
     Args:
@@ -84,7 +84,7 @@ def ply_property_names(sh_degree: int) -> list[str]:
     ]
 
 
-def write_ply(path: str | Path, splats: Mapping[str, Any]) -> int:
+def write_ply(path: str | Path, splats: Mapping[str, Any], comments: Sequence[str] = ()) -> int:
     """Write ``scene.ply``: INRIA 3DGS layout, binary little-endian float32, most important splats first.
 
     Normals are zero; ``f_rest`` is channel-major (all red coefficients, then green, then blue); opacity stays a
@@ -93,11 +93,12 @@ def write_ply(path: str | Path, splats: Mapping[str, Any]) -> int:
     Args:
         path: file to write.
         splats: the trainer's parameters (see the module docstring).
+        comments: one-line texts written as ``comment`` lines of the header (e.g. the exported frame).
 
     Returns:
         The number of splats written.
     """
-    arrays = _prepare(splats)
+    arrays = prepare_splats(splats)
     n, n_coeffs = arrays["means"].shape[0], arrays["shN"].shape[1]
     degree = math.isqrt(n_coeffs + 1) - 1
     names = ply_property_names(degree)
@@ -112,7 +113,9 @@ def write_ply(path: str | Path, splats: Mapping[str, Any]) -> int:
     ]
     table = np.ascontiguousarray(np.concatenate(columns, axis=1), dtype="<f4")  # [N, properties]
     assert table.shape[1] == len(names)
-    header = ["ply", "format binary_little_endian 1.0", f"element vertex {n}"]
+    if any("\n" in c or "\r" in c for c in comments):
+        raise ValueError("a PLY comment must be one line")
+    header = ["ply", "format binary_little_endian 1.0", *(f"comment {c}" for c in comments), f"element vertex {n}"]
     header += [f"property float {name}" for name in names]
     header.append("end_header")
     with open(path, "wb") as out:
@@ -182,7 +185,7 @@ def write_splat(path: str | Path, splats: Mapping[str, Any]) -> int:
     Returns:
         The number of splats written.
     """
-    arrays = _prepare(splats)
+    arrays = prepare_splats(splats)
     records = np.zeros(arrays["means"].shape[0], dtype=SPLAT_RECORD)
     records["position"] = arrays["means"]
     records["scale"] = np.exp(arrays["scales"])

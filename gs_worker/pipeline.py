@@ -1,8 +1,9 @@
 """The Gaussian-splatting stage as a pure function: a scene directory in, splats and a flythrough out.
 
 ``train_splats`` loads the scene, starts one Gaussian at each SfM point, trains, scores the
-held-out frames, exports ``scene.ply`` and ``scene.splat``, renders ``flythrough-gs.mp4`` and writes
-``report.json``. Everything is written into a temporary sibling of ``out_dir`` that is renamed into
+held-out frames, cleans the splats up (:mod:`gs_worker.cleanup`, scored again), exports them in every
+format of :data:`gs_worker.export_all.EXPORT_FILES`, renders ``flythrough-gs.mp4`` from the cleaned
+splats and writes ``report.json``. Everything is written into a temporary sibling of ``out_dir`` that is renamed into
 place only when complete (:func:`shared.output_dir.staged_output_dir`), so a failed or cancelled
 run leaves ``out_dir`` as it was and a run repeated gives one result.
 
@@ -21,13 +22,16 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from gs_worker.cleanup import CleanupReport
 from gs_worker.data import SceneData, load_scene
-from gs_worker.export import write_ply, write_splat
+from gs_worker.export_all import EXPORT_FILES, ExportedFile, clean_for_export, write_exports
 from gs_worker.flythrough import write_flythrough
 from gs_worker.init import init_splats
 from gs_worker.model import camera_tensors, create_params, export_arrays, render
+from gs_worker.overlay import static_overlay_mask
 from gs_worker.rasterize import Backend, resolve_backend
 from gs_worker.rasterize_numba import compiled_rasterizer_ready, warm_up_compiled_rasterizer
+from gs_worker.scene_frame import ExportFrame, export_frame
 from gs_worker.train import make_strategy, select_device, train
 from shared.errors import ErrorCode, StageError
 from shared.heldout import HeldoutMetrics, evaluate_heldout
@@ -39,11 +43,9 @@ from shared.video import output_size
 
 logger = logging.getLogger(__name__)
 
-PLY_FILE = "scene.ply"
-SPLAT_FILE = "scene.splat"
 FLYTHROUGH_FILE = "flythrough-gs.mp4"
 REPORT_FILE = "report.json"
-ARTIFACTS: tuple[str, ...] = (PLY_FILE, SPLAT_FILE, FLYTHROUGH_FILE, REPORT_FILE)
+ARTIFACTS: tuple[str, ...] = (*EXPORT_FILES, FLYTHROUGH_FILE, REPORT_FILE)
 
 # Shares of the stage's progress.
 _LOAD, _INIT_EVAL, _TRAIN, _EVAL, _EXPORT = 0.03, 0.05, 0.85, 0.88, 0.90
@@ -54,8 +56,8 @@ class SplatMetrics(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    heldout_psnr: float = Field(description="mean PSNR (dB) of the held-out frames after training")
-    heldout_ssim: float = Field(description="mean SSIM of the held-out frames after training")
+    heldout_psnr: float = Field(description="mean held-out PSNR (dB) of the exported (trained, cleaned) splats")
+    heldout_ssim: float = Field(description="mean held-out SSIM of the exported splats")
     initial_psnr: float = Field(description="held-out PSNR (dB) of the untrained initial Gaussians")
     initial_ssim: float = Field(description="held-out SSIM of the untrained initial Gaussians")
     heldout_frames: int = Field(description="number of held-out frames scored")
@@ -77,6 +79,16 @@ class SplatMetrics(BaseModel):
     flythrough_fps: int = Field(description="flythrough frame rate")
     retried_at_lower_resolution: bool = Field(description="a CUDA out-of-memory made the run start over smaller")
     heldout_per_frame: list[dict[str, object]] = Field(default_factory=list)
+    overlay_pixels: int = Field(
+        default=0, description="pixels of the input video's screen-fixed overlay, left out of every held-out score"
+    )
+    # --- clean-up and exports (gs_worker/export_all.py) ---
+    heldout_psnr_before_cleanup: float = Field(description="held-out PSNR (dB) of the trained splats before clean-up")
+    heldout_ssim_before_cleanup: float = Field(description="held-out SSIM before clean-up")
+    cleanup: CleanupReport = Field(description="splats each clean-up step removed")
+    cleanup_floaters_undone: bool = Field(description="the floater steps cost too much PSNR and were undone")
+    export_frame: ExportFrame = Field(description="the exported files' frame: up, ground, export_from_colmap, scale")
+    files: list[ExportedFile] = Field(default_factory=list, description="each exported file's size and splat count")
 
 
 class SplatResult(BaseModel):
@@ -107,6 +119,7 @@ def evaluate_splats(
     sh_degree: int,
     backend: Backend = "auto",
     on_progress: ProgressFn = no_progress,
+    overlay: np.ndarray | None = None,
 ) -> HeldoutMetrics:
     """Score the Gaussians on the scene's held-out frames (:func:`shared.heldout.evaluate_heldout`).
 
@@ -116,6 +129,9 @@ def evaluate_splats(
         sh_degree: SH degree to render with.
         backend: the rasterizer.
         on_progress: called after each frame; may raise ``Cancelled``.
+        overlay: the input video's screen-fixed overlay ``[H, W]`` at the training size
+            (:mod:`gs_worker.overlay`): its pixels are not the scene and are not scored (the render
+            takes the ground truth's values there).
 
     Returns:
         Mean PSNR and SSIM, the frame count and the per-frame scores.
@@ -128,7 +144,10 @@ def evaluate_splats(
             colors, _, _ = render(
                 params, viewmats, Ks, camera.width, camera.height, sh_degree=sh_degree, backend=backend
             )
-        return colors[0].clamp(0.0, 1.0).cpu().numpy()
+        image = colors[0].clamp(0.0, 1.0).cpu().numpy()
+        if overlay is not None and overlay.shape == image.shape[:2]:
+            image = np.where(overlay[:, :, None], data.images[frame.file], image)
+        return image
 
     return evaluate_heldout(render_frame, data.manifest, data.images, on_progress=on_progress)
 
@@ -169,7 +188,8 @@ def _run(
         on_progress(_LOAD, "preparing the compiled CPU rasterizer (it compiles on the first run only)")
         warm_up_compiled_rasterizer()
     on_progress(_LOAD, f"starting from {initial_count} SfM points")
-    initial = evaluate_splats(params, data, 0, backend, sub_progress(on_progress, _LOAD, _INIT_EVAL))
+    overlay = static_overlay_mask(data.images[f.file] for f in data.manifest.frames)
+    initial = evaluate_splats(params, data, 0, backend, sub_progress(on_progress, _LOAD, _INIT_EVAL), overlay)
 
     t0 = time.perf_counter()
     stats = train(
@@ -177,17 +197,32 @@ def _run(
     )
     train_seconds = time.perf_counter() - t0
 
-    final = evaluate_splats(params, data, options.sh_degree, backend, sub_progress(on_progress, _TRAIN, _EVAL))
-    on_progress(_EVAL, f"held-out PSNR {final['psnr']:.2f} dB (from {initial['psnr']:.2f} dB); exporting")
-    arrays = export_arrays(params)
-    write_ply(work_dir / PLY_FILE, arrays)
-    write_splat(work_dir / SPLAT_FILE, arrays)
+    trained = evaluate_splats(
+        params, data, options.sh_degree, backend, sub_progress(on_progress, _TRAIN, _EVAL), overlay
+    )
+    on_progress(_EVAL, f"held-out PSNR {trained['psnr']:.2f} dB (from {initial['psnr']:.2f} dB); cleaning up")
+    frame = export_frame(data.manifest, data.points_xyz)
+    cleaned = clean_for_export(
+        export_arrays(params),
+        data.manifest,
+        data.points_xyz,
+        frame,
+        options,
+        trained,
+        lambda splats: evaluate_splats(
+            create_params(splats, device), data, options.sh_degree, backend, overlay=overlay
+        ),
+        overlay=overlay,
+    )
+    final = cleaned.metrics
+    on_progress(_EVAL, f"kept {cleaned.report.kept_count} of {cleaned.report.input_count} splats; exporting")
+    files = write_exports(work_dir, cleaned.splats, data.manifest, frame)
     fly_width, fly_height = output_size(
         data.manifest.camera.width, data.manifest.camera.height, options.flythrough_long_side
     )
     n_frames = write_flythrough(
         work_dir / FLYTHROUGH_FILE,
-        params,
+        create_params(cleaned.splats, device),
         data.manifest,
         seconds=options.flythrough_seconds,
         fps=options.flythrough_fps,
@@ -204,7 +239,7 @@ def _run(
         initial_ssim=initial["ssim"],
         heldout_frames=final["n_frames"],
         train_psnr=stats.train_psnr,
-        gaussian_count=len(params["means"]),
+        gaussian_count=cleaned.report.kept_count,
         initial_gaussian_count=initial_count,
         iterations=stats.iterations,
         seconds=time.perf_counter() - started,
@@ -221,6 +256,13 @@ def _run(
         flythrough_fps=options.flythrough_fps,
         retried_at_lower_resolution=retried,
         heldout_per_frame=[dict(s) for s in final["frames"]],
+        overlay_pixels=0 if overlay is None else int(overlay.sum()),
+        heldout_psnr_before_cleanup=trained["psnr"],
+        heldout_ssim_before_cleanup=trained["ssim"],
+        cleanup=cleaned.report,
+        cleanup_floaters_undone=cleaned.floaters_undone,
+        export_frame=frame,
+        files=files,
     )
 
 
@@ -232,11 +274,11 @@ def train_splats(
     *,
     backend: Backend = "auto",
 ) -> SplatResult:
-    """Train Gaussian splats on a scene and write ``scene.ply``, ``scene.splat``, ``flythrough-gs.mp4``, ``report.json``.
+    """Train Gaussian splats on a scene and write the export files, ``flythrough-gs.mp4`` and ``report.json``.
 
     Args:
         scene_dir: the SfM stage's scene directory (``scene.json``, images, ``points.ply``).
-        out_dir: where the four files go; created (or, if it exists, the files are replaced in it).
+        out_dir: where the files of :data:`ARTIFACTS` go; created (or, if it exists, the files are replaced in it).
         options: the stage options (a preset with overrides).
         on_progress: ``(fraction, message)`` callback; raising ``Cancelled`` from it stops the stage
             and leaves ``out_dir`` as it was.

@@ -14,6 +14,9 @@ STAGE_ARTIFACTS: Final[dict[str, tuple[str, str]]] = {
     "report-sfm.json": ("sfm", "application/json"),
     "scene.ply": ("gs", "application/octet-stream"),
     "scene.splat": ("gs", "application/octet-stream"),
+    "scene.spz": ("gs", "application/octet-stream"),
+    "scene.compressed.ply": ("gs", "application/octet-stream"),
+    "scene.html": ("gs", "text/html"),  # never in INLINE_TYPES: always an attachment, never rendered on our origin
     "flythrough-gs.mp4": ("gs", "video/mp4"),
     "report-gs.json": ("gs", "application/json"),
     "tensorf.pt": ("nerf", "application/octet-stream"),

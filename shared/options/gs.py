@@ -7,9 +7,10 @@ to finish a small scene in minutes on a 2-core CPU.
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.options.base import MAX_SEED, StageOptions
 from shared.settings import Device
@@ -20,6 +21,27 @@ MCMC_INIT_OPACITY, MCMC_INIT_SCALE = 0.5, 0.1
 
 #: The most Gaussians a job may ask for (about 16 GB of parameters, gradients and Adam state on a GPU).
 MAX_GAUSSIANS = 16_000_000
+
+#: Largest coordinate a crop box may name (the exported frame's units: the SfM unit, cameras within about 1).
+CROP_LIMIT = 1e4
+
+
+class CropBox(BaseModel):
+    """An axis-aligned box in the exported files' frame (``scene.ply`` coordinates: −y up, ground at y = 0)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    min: tuple[float, float, float] = Field(description="lower corner (x, y, z)")
+    max: tuple[float, float, float] = Field(description="upper corner (x, y, z)")
+
+    @model_validator(mode="after")
+    def _is_a_box(self) -> CropBox:
+        for lo, hi in zip(self.min, self.max, strict=True):
+            if not (math.isfinite(lo) and math.isfinite(hi)) or max(abs(lo), abs(hi)) > CROP_LIMIT:
+                raise ValueError(f"crop box corners must be finite numbers within ±{CROP_LIMIT:g}")
+            if lo >= hi:
+                raise ValueError("crop box: each min must be below its max")
+        return self
 
 
 class SplatOptions(StageOptions):
@@ -66,6 +88,54 @@ class SplatOptions(StageOptions):
     flythrough_path: Literal["auto", "orbit", "spline"] = Field(
         default="auto", description="orbit for 360° captures, else a spline through the captured views"
     )
+
+    # --- clean-up and crop before export (gs_worker/cleanup.py) ---
+    crop: Literal["auto", "none"] | CropBox = Field(
+        default="auto",
+        description="auto: the region the cameras see within the SfM points' robust extent; none; or a box "
+        "{min: [x, y, z], max: [x, y, z]} (or 'x0,y0,z0,x1,y1,z1') in the exported frame",
+    )
+    cleanup: bool = Field(
+        default=True, description="remove floaters (faint, video overlay, near-camera, huge, isolated) before export"
+    )
+    cleanup_min_opacity: float = Field(default=0.005, ge=0, lt=0.5, description="splats less opaque than this go")
+    cleanup_max_angular_size: float = Field(
+        default=0.5,
+        gt=0,
+        le=10,
+        description="splats whose largest σ exceeds this × their distance to the nearest camera go",
+    )
+    cleanup_near_camera: float = Field(
+        default=0.05, ge=0, le=1, description="splats closer than this × scene radius to a camera centre go"
+    )
+    cleanup_isolation_sigma: float = Field(
+        default=4.0,
+        ge=1,
+        le=20,
+        description="statistical outlier removal: robust σs above the median of spacing / neighbours' spacing",
+    )
+    cleanup_knn: int = Field(default=8, ge=2, le=64, description="neighbours of the statistical outlier removal")
+    cleanup_max_psnr_drop: float = Field(
+        default=0.2,
+        ge=0,
+        le=10,
+        description="held-out PSNR (dB) the clean-up may cost; beyond it the floater steps are undone",
+    )
+
+    @field_validator("crop", mode="before")
+    @classmethod
+    def _crop_from_text(cls, value: Any) -> Any:
+        """Accept ``'x0,y0,z0,x1,y1,z1'`` (the CLI's ``--set crop=...``) for a box."""
+        if isinstance(value, str) and value not in ("auto", "none"):
+            parts = value.split(",")
+            if len(parts) != 6:
+                raise ValueError("crop must be 'auto', 'none' or six numbers 'x0,y0,z0,x1,y1,z1'")
+            try:
+                numbers = [float(p) for p in parts]
+            except ValueError as exc:
+                raise ValueError("crop box numbers must be numbers") from exc
+            return {"min": numbers[:3], "max": numbers[3:]}
+        return value
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "preview": {

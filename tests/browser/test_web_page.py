@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,13 +123,18 @@ def test_an_uploaded_video_reaches_succeeded_with_live_stage_progress(
     assert "Frames registered" in (page.text_content("#timeline") or "")
     assert "Held-out PSNR" in (page.text_content("#timeline") or "")
     names = set(page.eval_on_selector_all("#downloads a", "links => links.map(a => a.dataset.artifact)"))
-    assert {"input.mp4", "sfm.tar", "scene.ply", "scene.splat", "flythrough-gs.mp4", "report-gs.json"} <= names
+    exports = {"scene.ply", "scene.splat", "scene.spz", "scene.compressed.ply", "scene.html"}
+    assert {"input.mp4", "sfm.tar", *exports, "flythrough-gs.mp4", "report-gs.json"} <= names
+    sizes = page.text_content("#downloads li:has(a[data-artifact='scene.spz'])") or ""
+    assert re.search(r"\d+(\.\d+)? ?[kKM]?B", sizes), sizes  # each download lists its size
     # Download links are signed URLs: they work without any header.
     href = page.get_attribute("#downloads a[data-artifact='scene.ply']", "href") or ""
     assert "sig=" in href
     response = page.request.get(href)
     assert response.status == 200 and response.body().startswith(b"ply\n")
     page.wait_for_selector("#viewer-canvas[data-loaded=true]", timeout=60_000)
+    assert page.get_attribute("#viewer-progress", "value") == "1"  # the download bar reached its end
+    assert "scene.spz" in (page.text_content("#viewer-status") or "")  # the smallest format Spark reads
     page.wait_for_timeout(1500)
     page.screenshot(path=str(screenshot_dir / "job-succeeded.png"))
     # The job list shows it, finished.
@@ -201,7 +207,7 @@ def test_the_page_makes_no_request_outside_its_origin(finished_job: FinishedJob)
         if (parts.scheme, parts.netloc) != (origin.scheme, origin.netloc):
             outside.append(url)
     assert outside == []
-    assert any("/artifacts/scene.splat" in u for u in finished_job.requests)  # the viewer's fetch was seen
+    assert any("/artifacts/scene.spz" in u for u in finished_job.requests)  # the viewer's fetch was seen
 
 
 def test_the_job_page_fits_a_phone_screen(

@@ -19,7 +19,8 @@ def test_train_gs_writes_the_artifacts_and_prints_the_metrics(
     args = ["train-gs", str(tiny_scene), "--out", str(out), "--preset", "preview", "--iterations", "3"]
     code = main([*args, "--set", "max_long_side=32", "--set", "flythrough_seconds=0.4"])
     assert code == 0
-    assert {p.name for p in out.iterdir()} == {"scene.ply", "scene.splat", "flythrough-gs.mp4", "report.json"}
+    exports = {"scene.ply", "scene.splat", "scene.spz", "scene.compressed.ply", "scene.html"}
+    assert {p.name for p in out.iterdir()} == {*exports, "flythrough-gs.mp4", "report.json"}
     captured = capsys.readouterr()
     printed = json.loads(captured.out)
     assert printed["iterations"] == 3 and printed["out_dir"] == str(out)

@@ -64,7 +64,7 @@ def test_training_on_the_synthetic_scene_beats_the_25_db_floor_and_the_untrained
 
 
 @pytest.mark.slow
-def test_the_stage_writes_the_four_files_and_a_report_of_its_metrics(trained: SplatResult) -> None:
+def test_the_stage_writes_every_format_and_a_report_of_sizes_counts_and_clean_up(trained: SplatResult) -> None:
     out = trained.out_dir
     assert sorted(p.name for p in out.iterdir()) == sorted(ARTIFACTS)
     report = json.loads((out / "report.json").read_text())
@@ -78,6 +78,15 @@ def test_the_stage_writes_the_four_files_and_a_report_of_its_metrics(trained: Sp
     assert len(splats["means"]) == count
     assert splats["shN"].shape == (count, 3, 3)  # SH degree 1
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temporary directory left
+    files = {f["name"]: f for f in report["files"]}
+    assert set(files) == {"scene.ply", "scene.splat", "scene.spz", "scene.compressed.ply", "scene.html"}
+    for name, entry in files.items():
+        assert entry["bytes"] == (out / name).stat().st_size and entry["splats"] == count, name
+    assert files["scene.spz"]["bytes"] < files["scene.compressed.ply"]["bytes"] < files["scene.ply"]["bytes"]
+    cleanup = report["cleanup"]
+    assert cleanup["kept_count"] == count == cleanup["input_count"] - sum(cleanup["removed"].values())
+    assert report["heldout_psnr"] >= report["heldout_psnr_before_cleanup"] - CI_OPTIONS.cleanup_max_psnr_drop
+    assert report["export_frame"]["export_from_colmap"]["scale"] == 1.0  # the synthetic world is COLMAP's
 
 
 @pytest.mark.slow

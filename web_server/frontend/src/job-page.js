@@ -1,11 +1,14 @@
 // A job's page: status, the stage timeline with messages and metrics, the flythrough videos,
-// the 3D viewer of scene.splat / scene.ply, and download links for every artifact.
+// the 3D viewer of the smallest splat file Spark reads (scene.spz, scene.splat or scene.ply), and
+// download links for every artifact with its size.
 import { api, followEvents } from "./api.js";
 import { h, redrawKeepingFocus, replaceChildren } from "./dom.js";
 import { ACTIVE, STAGE_LABELS, elapsed, formatBytes, formatSeconds, formatTime, metricRows } from "./format.js";
 
 /** Above this size the viewer waits for a click before downloading the scene. */
 const AUTOLOAD_BYTES = 64e6;
+/** The splat files the viewer (Spark) reads; it shows the smallest one the job has. */
+const VIEWER_FORMATS = ["scene.spz", "scene.splat", "scene.ply"];
 
 /**
  * Render the page of job `jobId` into `root`.
@@ -90,7 +93,7 @@ export function renderJob(root, jobId, ctx) {
     }
     videoSection.hidden = players.size === 0;
 
-    const scene = byName["scene.splat"] || byName["scene.ply"];
+    const scene = VIEWER_FORMATS.map((n) => byName[n]).filter(Boolean).sort((a, b) => a.size - b.size)[0];
     if (scene && !viewerStarted) {
       viewerSection.hidden = false;
       layout.classList.add("has-scene");

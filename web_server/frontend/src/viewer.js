@@ -1,4 +1,4 @@
-// The interactive 3D viewer of a Gaussian splat file (scene.splat or scene.ply), with three.js,
+// The interactive 3D viewer of a Gaussian splat file (scene.spz, scene.splat or scene.ply), with three.js,
 // Spark (the splat renderer) and OrbitControls: drag to orbit, wheel or pinch to zoom,
 // right-drag or two fingers to pan; arrow keys orbit, +/- zoom, R resets the view.
 import { SparkRenderer, SplatFileType, SplatMesh } from "@sparkjsdev/spark";
@@ -20,6 +20,7 @@ export class SplatViewer {
     /** Render frames until this time (performance.now() ms); see invalidate(). */
     this.renderUntil = 0;
     this.status = h("p", { class: "muted", id: "viewer-status", role: "status", text: `Loading ${artifact.name}…` });
+    this.progress = h("progress", { id: "viewer-progress", max: 1, value: 0, "aria-label": `Downloading ${artifact.name}` });
     this.canvas = h("canvas", {
       id: "viewer-canvas",
       class: "viewer-canvas",
@@ -31,6 +32,7 @@ export class SplatViewer {
     container.replaceChildren(
       h("div", { class: "viewer-frame" }, this.canvas),
       h("div", { class: "row" }, reset, h("span", { class: "muted small", text: "Drag to orbit · scroll/pinch to zoom · right-drag/two fingers to pan" })),
+      this.progress,
       this.status,
     );
 
@@ -82,40 +84,62 @@ export class SplatViewer {
     this.invalidate();
   }
 
-  /** Download the file (fetch, so failures are reported) and show it. */
+  /** Download the file (fetch, so failures are reported; the bar follows the bytes) and show it. */
   async load() {
     const response = await fetch(this.artifact.url);
     if (!response.ok) throw new Error(`${this.artifact.name}: the server answered ${response.status}`);
-    const bytes = new Uint8Array(await response.arrayBuffer());
-    const fileType = this.artifact.name.endsWith(".ply") ? SplatFileType.PLY : SplatFileType.SPLAT;
-    this.mesh = new SplatMesh({ fileBytes: bytes, fileType, fileName: this.artifact.name });
-    // The scene is in OpenCV convention (-y up); three.js is y-up: turn it 180° about x.
-    this.mesh.rotation.x = Math.PI;
+    const bytes = await this.readWithProgress(response);
+    const name = this.artifact.name;
+    const fileType = name.endsWith(".spz") ? SplatFileType.SPZ : name.endsWith(".ply") ? SplatFileType.PLY : SplatFileType.SPLAT;
+    this.mesh = new SplatMesh({ fileBytes: bytes, fileType, fileName: name });
+    // scene.ply and scene.splat use OpenCV axes (-y up); three.js is y-up: turn them 180° about x.
+    // scene.spz is stored in SPZ's RUB axes, which are three.js's.
+    if (fileType !== SplatFileType.SPZ) this.mesh.rotation.x = Math.PI;
     this.scene.add(this.mesh);
     await this.mesh.initialized;
     this.frame();
     this.invalidate(3000);
+    this.progress.hidden = true;
     this.status.textContent = `${this.artifact.name}: ${this.mesh.packedSplats ? this.mesh.packedSplats.numSplats.toLocaleString() : ""} splats.`;
     this.canvas.dataset.loaded = "true";
   }
 
+  /** The response body as bytes, moving the progress bar as they arrive (the artifact's size is known). */
+  async readWithProgress(response) {
+    const total = this.artifact.size || Number(response.headers.get("Content-Length")) || 0;
+    if (!response.body || !total) return new Uint8Array(await response.arrayBuffer());
+    const bytes = new Uint8Array(total);
+    const reader = response.body.getReader();
+    let received = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (received + value.length > total) throw new Error(`${this.artifact.name}: more bytes than its size`);
+      bytes.set(value, received);
+      received += value.length;
+      this.progress.value = received / total;
+      this.status.textContent = `Loading ${this.artifact.name}: ${Math.round((100 * received) / total)} %`;
+    }
+    this.progress.value = 1;
+    return received === total ? bytes : bytes.subarray(0, received);
+  }
+
   /**
-   * Set the home view. The world is centred on the scene with the cameras about one unit away
-   * (the scene manifest's normalisation), so look at the origin from the capture's distance,
-   * backing off when the median splat lies farther out.
+   * Set the home view: look at the splats' median centre (the files stand on the ground at y = 0,
+   * the scene above it) from the capture's distance (cameras about one unit away), backing off when
+   * the median splat lies farther out.
    */
   frame() {
-    const radii = [];
+    const centers = [];
     const stride = Math.max(1, Math.floor((this.mesh.packedSplats?.numSplats || 1) / 20000));
     this.mesh.forEachSplat((i, center) => {
-      if (i % stride === 0) radii.push(center.length());
+      if (i % stride === 0) centers.push(center.clone().applyEuler(this.mesh.rotation));
     });
-    if (!radii.length) return;
-    const sorted = Float32Array.from(radii).sort();
-    const median = sorted[Math.floor(sorted.length / 2)];
-    const distance = Math.max(1.0, 1.5 * median);
-    const target = new THREE.Vector3();
-    this.home = { target, position: new THREE.Vector3(0, 0.35, 1).normalize().multiplyScalar(distance) };
+    if (!centers.length) return;
+    const median = (values) => Float32Array.from(values).sort()[Math.floor(values.length / 2)];
+    const target = new THREE.Vector3(median(centers.map((c) => c.x)), median(centers.map((c) => c.y)), median(centers.map((c) => c.z)));
+    const distance = Math.max(1.0, 1.5 * median(centers.map((c) => c.distanceTo(target))));
+    this.home = { target, position: new THREE.Vector3(0, 0.35, 1).normalize().multiplyScalar(distance).add(target) };
     this.camera.near = distance / 1000;
     this.camera.far = distance * 1000;
     this.camera.updateProjectionMatrix();
