@@ -1,8 +1,9 @@
 """``vid2scene check VIDEO [--json]``: the capture check on a video, offline, in seconds.
 
-Prints the verdict, the advice and the figures (or the report as JSON with ``--json``). Exit codes:
-0 for a ``good`` or ``usable`` capture, 1 for a ``poor`` one, 2 when the file is not a video we
-read (the ``INVALID_VIDEO`` message on stderr) or OpenCV is not installed.
+Prints the verdict, the advice and the figures (or the report as JSON with ``--json``). Exit codes
+(:class:`shared.exit_codes.ExitCode`): 0 for a ``good`` or ``usable`` capture, 1 for a ``poor`` one,
+and 1 as for every unusable input when the file is not a video we read (the ``INVALID_VIDEO`` message
+on stderr) or OpenCV is not installed.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from pathlib import Path
 
 from shared.capture.report import CaptureReport
 from shared.errors import StageError
-from shared.stage_cli import EXIT_STAGE_ERROR
+from shared.exit_codes import ExitCode, exit_code_for_error
 
-#: Exit code of a capture judged ``poor``.
-EXIT_POOR = 1
+#: Exit code of a capture judged ``poor``: an input that will not reconstruct well, like any unusable input.
+EXIT_POOR = ExitCode.ERROR
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "check",
         help="judge a video before uploading it: sharpness, motion, coverage, exposure (seconds)",
         description="Check how well VIDEO will reconstruct: a verdict (good, usable, poor) with advice. "
-        "Exit 0 for good or usable, 1 for poor, 2 for a file that is not a usable video.",
+        "Exit 0 for good or usable, 1 for poor or for a file that is not a usable video.",
     )
     parser.add_argument("video", type=Path, metavar="VIDEO", help="the video to check (MP4, MOV, MKV or WebM)")
     parser.add_argument("--json", action="store_true", help="print the full report as JSON")
@@ -40,17 +41,17 @@ def run(args: argparse.Namespace) -> int:
         if exc.name != "cv2":
             raise
         print("vid2scene check: needs OpenCV: pip install 'vid2scene[sfm]'", file=sys.stderr)
-        return EXIT_STAGE_ERROR
+        return ExitCode.ERROR
     try:
         report = check_capture(args.video)
     except StageError as exc:
         print(f"vid2scene check: {exc.code.value}: {exc.message}", file=sys.stderr)
-        return EXIT_STAGE_ERROR
+        return exit_code_for_error(exc.code.value)
     if args.json:
         print(report.model_dump_json(indent=2))
     else:
         print(_text(report))
-    return EXIT_POOR if report.verdict == "poor" else 0
+    return EXIT_POOR if report.verdict == "poor" else ExitCode.OK
 
 
 def _text(report: CaptureReport) -> str:

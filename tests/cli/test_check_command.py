@@ -59,12 +59,12 @@ def test_check_json_prints_the_whole_report(still_video: Path, capsys) -> None:
     assert set(report) >= {"sharpness", "motion", "coverage", "exposure", "advice", "seconds"}
 
 
-def test_check_of_a_file_that_is_not_a_video_says_invalid_video_and_exits_2(tmp_path: Path, capsys) -> None:
+def test_check_of_a_file_that_is_not_a_video_says_invalid_video_and_exits_1(tmp_path: Path, capsys) -> None:
     from PIL import Image
 
     picture = tmp_path / "holiday.mp4"
     Image.fromarray(np.zeros((48, 64, 3), np.uint8)).save(picture, format="PNG")
-    assert main(["check", str(picture)]) == 2
+    assert main(["check", str(picture)]) == 1
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.startswith("vid2scene check: INVALID_VIDEO: ") and "image" in captured.err
