@@ -141,13 +141,13 @@ class SplatOptions(StageOptions):
         # The CPU preset (what a machine without CUDA gets by default): the garden clip at its full 640 px in
         # under 10 minutes on 2 cores with the compiled rasterizer (docs/gs.md has the measured figures).
         "preview": {
-            "iterations": 1500,
+            "iterations": 1200,
             "max_long_side": 640,
             "sh_degree": 1,
-            "sh_degree_interval": 500,
-            "max_gaussians": 150_000,
+            "sh_degree_interval": 400,
+            "max_gaussians": 60_000,
             "refine_start_iter": 100,
-            "refine_stop_iter": 1200,
+            "refine_stop_iter": 1000,
             "refine_every": 100,
             "flythrough_seconds": 8.0,
             "flythrough_fps": 24,
