@@ -17,7 +17,7 @@ def test_train_gs_writes_the_artifacts_and_prints_the_metrics(
 ) -> None:
     out = tmp_path / "out"
     args = ["train-gs", str(tiny_scene), "--out", str(out), "--preset", "preview", "--iterations", "3"]
-    code = main([*args, "--set", "max_long_side=32", "--set", "flythrough_seconds=0.4"])
+    code = main([*args, "--set", "max_long_side=32", "--set", "flythrough_seconds=0.4", "--set", "flythrough_fps=15"])
     assert code == 0
     exports = {"scene.ply", "scene.splat", "scene.spz", "scene.compressed.ply", "scene.html"}
     assert {p.name for p in out.iterdir()} == {*exports, "flythrough-gs.mp4", "report.json"}
