@@ -57,7 +57,7 @@ def test_densification_with_a_low_gradient_threshold_grows_the_gaussians(tiny_da
 
 
 def test_pruning_above_the_initial_opacity_removes_gaussians(tiny_data: SceneData) -> None:
-    options = _options(grow_grad2d=1e3, prune_opacity=0.5)  # nothing grows; every start opacity (0.1) is too low
+    options = _options(grow_grad2d=1.0, prune_opacity=0.5)  # nothing grows; every start opacity (0.1) is too low
     params = _params(tiny_data, options)
     start = len(params["means"])
     train(params, tiny_data, options, CPU)

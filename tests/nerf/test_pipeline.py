@@ -70,7 +70,13 @@ def test_model_file_loads_with_weights_only_and_reproduces_the_heldout_score(
     scores = []
     for frame in manifest.split("test"):
         truth = Image.open(nerf_scene / frame.file).convert("RGB").resize((camera.width, camera.height))
-        out = render_image(model, camera, frame.cam_from_world_matrix(), min_near=meta["min_near"])
+        out = render_image(
+            model,
+            camera,
+            frame.cam_from_world_matrix(),
+            min_near=meta["min_near"],
+            step_ratio=meta["options"]["render_step_ratio"],  # the step the stage scored with
+        )
         scores.append(psnr(out.rgb, np.asarray(truth) / 255.0))
     assert float(np.mean(scores)) == pytest.approx(trained.metrics["heldout_psnr"], abs=1e-3)
 

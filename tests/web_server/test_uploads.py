@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from shared.options.gs import SplatOptions
 from tests.fixtures.videos import cut, decode_bomb, encode_video
 from tests.web_server.conftest import Server, live_server
 
@@ -107,7 +108,7 @@ def test_valid_options_are_resolved_on_top_of_the_preset(server: Server, tiny_vi
     assert response.status_code == 202, response.text
     stored = server.db.jobs.find_one({"_id": response.json()["id"]})
     assert stored["stages"]["gs"]["options"]["iterations"] == 123
-    assert stored["stages"]["gs"]["options"]["max_long_side"] == 320  # from the preview preset
+    assert stored["stages"]["gs"]["options"]["max_long_side"] == SplatOptions.PRESETS["preview"]["max_long_side"]
     assert set(stored["stages"]) == {"sfm", "gs", "nerf"}
     assert stored["input"]["name"] == "input.mp4"
 
