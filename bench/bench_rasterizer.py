@@ -8,7 +8,7 @@ time on a shared machine). The second: a small scene against the brute-force flo
 camera, SH degree 1, a few to tens of pixels across). The header states the threads and ``uptime``'s load average.
 Usage:
 
-    python bench/bench_rasterizer.py [--threads 2] [--repeats 3] [--skip-slow]
+    python bench/bench_rasterizer.py [--threads 2] [--repeats 3] [--skip-slow] [--only 20000x640x360,...]
 """
 
 from __future__ import annotations
@@ -85,7 +85,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="threads of both torch and numba")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats per rasterizer (median reported)")
     parser.add_argument("--skip-slow", action="store_true", help=f"leave out the PyTorch pass at {sorted(SLOW)}")
+    parser.add_argument(
+        "--only",
+        default="",
+        metavar="NxWxH,...",
+        help="time only these cases, e.g. 20000x640x360,60000x640x360 (and skip the reference row)",
+    )
     args = parser.parse_args()
+    only = {tuple(int(v) for v in case.split("x")) for case in args.only.split(",") if case}
     torch.set_num_threads(args.threads)
     numba.set_num_threads(args.threads)
     warm_up_compiled_rasterizer()
@@ -101,6 +108,8 @@ def main() -> None:
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n in COUNTS:
         for width, height in IMAGES:
+            if only and (n, width, height) not in only:
+                continue
             scene = make_scene(n, width, height)
             ours_s, ours_cpu, ours_img = time_pass(rasterize_numba, scene, width, height, args.repeats)
             if args.skip_slow and (n, width, height) in SLOW:
@@ -116,6 +125,9 @@ def main() -> None:
                 flush=True,
             )
     print()
+    if only:
+        print(f"load average after: {load_average()}")
+        return
     n, width, height = REFERENCE_SIZE
     scene = make_scene(n, width, height)
     ours_s, _, ours_img = time_pass(rasterize_numba, scene, width, height, args.repeats)
