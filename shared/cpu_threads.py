@@ -1,8 +1,9 @@
 """CPU thread pools of every process that trains or renders: passive waits, sized to the CPUs the process may use.
 
-torch's OpenMP threads spin while they wait for work. On a 2-core machine that doubles as a shared CI runner the
+torch's OpenMP threads spin while they wait for work. On a 2-core machine shared with other jobs (a CI runner) the
 spinning costs more than the second thread brings: paired ``train-gs`` runs were 3–4× slower in wall time with the
-default policy than with ``OMP_WAIT_POLICY=PASSIVE`` (``python bench/bench_threads.py`` measures it on this machine).
+default policy than with ``OMP_WAIT_POLICY=PASSIVE`` while other jobs wanted the cores; on an idle machine the two
+are close (``python bench/bench_threads.py`` measures both on this machine).
 The wait policy is read once, when the OpenMP runtime starts (when torch is imported), so
 :func:`configure_cpu_threads` must run at the top of every entry point, before torch or numba is imported; entry
 points are ``vid2scene`` (every sub-command, the local stack's worker threads included) and ``python -m *_worker``.
