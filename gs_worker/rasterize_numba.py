@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -183,12 +184,8 @@ def rasterize_numba(
     Returns:
         ``(render_colors [C, H, W, D], render_alphas [C, H, W, 1], info)`` (see ``rasterize``).
     """
-
-    def composite(*args: Any) -> tuple[Tensor, Tensor]:
-        return composite_image_numba(*args, tile_size=tile_size)
-
     return rasterize_projected(
-        composite,
+        partial(composite_image_numba, tile_size=tile_size),
         means,
         quats,
         scales,

@@ -13,8 +13,9 @@ from torch import Tensor
 
 ALPHA_THRESHOLD = 1.0 / 255.0
 
-# Real spherical-harmonic basis up to degree 3 on a unit direction (x, y, z), in the INRIA / gsplat order and signs.
-_SH_BASIS = (
+#: Real spherical-harmonic basis up to degree 3 on a unit direction (x, y, z), in the INRIA / gsplat order and signs;
+#: plain arithmetic, so it takes numpy arrays as well as tensors (the degree-0 term needs a tensor).
+SH_BASIS = (
     lambda x, y, z: 0.28209479177387814 * torch.ones_like(x),
     lambda x, y, z: -0.4886025119029199 * y,
     lambda x, y, z: 0.4886025119029199 * z,
@@ -53,7 +54,7 @@ def _sh_color(degree: int, direction: Tensor, coeffs: Tensor) -> Tensor:
     """``max(Σ_k Y_k(dir)·c_k + 0.5, 0)`` for one camera. direction [N, 3], coeffs [N, K, 3] -> [N, 3]"""
     unit = direction / direction.norm(dim=-1, keepdim=True)
     x, y, z = unit.unbind(-1)
-    value = sum(_SH_BASIS[k](x, y, z)[:, None] * coeffs[:, k] for k in range((degree + 1) ** 2))
+    value = sum(SH_BASIS[k](x, y, z)[:, None] * coeffs[:, k] for k in range((degree + 1) ** 2))
     return torch.clamp_min(value + 0.5, 0.0)
 
 

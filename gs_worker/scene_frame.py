@@ -27,6 +27,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from gs_worker.rasterize_reference import SH_BASIS
 from shared.manifest import SceneManifest, Similarity
 
 #: Quantile of the points' height (y grows downwards) taken as the ground without a plane.
@@ -46,30 +47,11 @@ RANSAC_MIN_SHARE = 0.2
 
 UP = np.array([0.0, -1.0, 0.0])
 
-# The real SH basis of degree 1..3 in the INRIA / gsplat order, on unit directions (x, y, z).
-_SH_BASIS = (
-    lambda x, y, z: -0.4886025119029199 * y,
-    lambda x, y, z: 0.4886025119029199 * z,
-    lambda x, y, z: -0.4886025119029199 * x,
-    lambda x, y, z: 1.0925484305920792 * x * y,
-    lambda x, y, z: -1.0925484305920792 * y * z,
-    lambda x, y, z: 0.31539156525252005 * (3 * z * z - 1),
-    lambda x, y, z: -1.0925484305920792 * x * z,
-    lambda x, y, z: 0.5462742152960396 * (x * x - y * y),
-    lambda x, y, z: -0.5900435899266435 * y * (3 * x * x - y * y),
-    lambda x, y, z: 2.890611442640554 * x * y * z,
-    lambda x, y, z: -0.4570457994644658 * y * (5 * z * z - 1),
-    lambda x, y, z: 0.3731763325901154 * z * (5 * z * z - 3),
-    lambda x, y, z: -0.4570457994644658 * x * (5 * z * z - 1),
-    lambda x, y, z: 1.445305721320277 * z * (x * x - y * y),
-    lambda x, y, z: -0.5900435899266435 * x * (x * x - 3 * y * y),
-)
-
 
 def sh_basis(directions: np.ndarray, n_coeffs: int) -> np.ndarray:
     """The degree ≥ 1 basis ``[S, n_coeffs]`` at unit directions ``[S, 3]``."""
     x, y, z = directions.T
-    return np.stack([f(x, y, z) for f in _SH_BASIS[:n_coeffs]], axis=1)
+    return np.stack([f(x, y, z) for f in SH_BASIS[1 : 1 + n_coeffs]], axis=1)
 
 
 def sh_rotation(rotation: np.ndarray, n_coeffs: int) -> np.ndarray:
