@@ -38,6 +38,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
 GARDEN = REPO.parent / "shared" / "data" / "garden-orbit-480p.mp4"
 
 
@@ -71,27 +72,14 @@ def check_gsplat_loads() -> tuple[bool, str]:
     return _C is not None, f"gsplat {gsplat.__version__}, CUDA extension {'loaded' if _C is not None else 'MISSING'}"
 
 
-def _random_scene(n: int, width: int, height: int, seed: int = 0) -> tuple[list, object, object]:
-    import torch
-
-    gen = torch.Generator().manual_seed(seed)
-    means = (torch.rand(n, 3, generator=gen) - 0.5) * torch.tensor([2.0, 1.5, 2.0]) + torch.tensor([0.0, 0.0, 3.0])
-    quats = torch.randn(n, 4, generator=gen)
-    scales = 0.01 + 0.04 * torch.rand(n, 3, generator=gen)
-    opacities = 0.1 + 0.8 * torch.rand(n, generator=gen)
-    sh = 0.5 * torch.randn(n, 4, 3, generator=gen)
-    focal = 0.9 * width
-    Ks = torch.tensor([[[focal, 0.0, width / 2], [0.0, focal, height / 2], [0.0, 0.0, 1.0]]])
-    return [means, quats, scales, opacities, sh], torch.eye(4)[None], Ks
-
-
 def check_rasterizers_agree(n: int = 5000, width: int = 256, height: int = 192) -> tuple[bool, str]:
     """gsplat on CUDA against our CPU rasterizer: pixels and gradients of every parameter."""
     import torch
+    from bench_rasterizer import make_scene  # the benchmark's random scene (bench/ is on sys.path)
 
     from gs_worker.rasterize import rasterize
 
-    params, viewmats, Ks = _random_scene(n, width, height)
+    params, viewmats, Ks = make_scene(n, width, height)
     results = {}
     for backend, device in (("gsplat", "cuda"), ("cpu", "cpu")):
         leaves = [p.detach().clone().to(device).requires_grad_() for p in params]

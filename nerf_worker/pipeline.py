@@ -76,20 +76,24 @@ def build_model(data: SceneData, options: TensorfOptions, device: str) -> Tensor
     return model.to(device)
 
 
+def render_view(model: TensorVM, camera: PinholeCamera, pose: np.ndarray, options: TensorfOptions) -> np.ndarray:
+    """One view as the stage renders it (held-out frames and flythrough alike): RGB in ``[0, 1]``, ``[H, W, 3]``."""
+    return render_image(
+        model,
+        camera,
+        pose,
+        min_near=options.min_near,
+        chunk=options.render_chunk,
+        step_ratio=options.render_step_ratio,
+    ).rgb
+
+
 def evaluate(model: TensorVM, data: SceneData, options: TensorfOptions, on_progress: ProgressFn) -> dict[str, Any]:
     """Held-out PSNR / SSIM over the scene's test frames at the training resolution."""
     from shared.heldout import evaluate_heldout
 
     def render(frame: FrameRecord, camera: PinholeCamera) -> np.ndarray:
-        pose = frame.cam_from_world_matrix()
-        return render_image(
-            model,
-            camera,
-            pose,
-            min_near=options.min_near,
-            chunk=options.render_chunk,
-            step_ratio=options.render_step_ratio,
-        ).rgb
+        return render_view(model, camera, frame.cam_from_world_matrix(), options)
 
     return dict(evaluate_heldout(render, data.manifest, data.test_images, on_progress=on_progress))
 
@@ -108,16 +112,9 @@ def render_flythrough(
 
     def frames() -> Iterator[np.ndarray]:
         for i, pose in enumerate(path_poses):
-            out = render_image(
-                model,
-                camera,
-                pose,
-                min_near=options.min_near,
-                chunk=options.render_chunk,
-                step_ratio=options.render_step_ratio,
-            )
+            rgb = render_view(model, camera, pose, options)
             on_progress((i + 1) / n_frames, f"flythrough frame {i + 1}/{n_frames}")
-            yield np.round(out.rgb * 255).astype(np.uint8)
+            yield np.round(rgb * 255).astype(np.uint8)
 
     encode_h264(path, frames(), options.flythrough_fps)
     return n_frames
