@@ -1,6 +1,6 @@
 """The capture check on real and made captures: each one's figures, verdict and seconds (a benchmark, not a test).
 
-Captures: the real garden clip (``../shared/data/garden-orbit-480p.mp4``) as filmed, Gaussian- and
+Captures: the real garden clip (``tests.fixtures.data_files.GARDEN_VIDEO``) as filmed, Gaussian- and
 motion-blurred, sped up 8×, as a still shot (one frame repeated with sensor noise), as a camera
 turning in place (one frame re-projected through a turning camera: no parallax), over- and
 under-exposed; and the project's synthetic scene (``shared.synthetic_scene``) on a 150° orbit, a
@@ -32,12 +32,11 @@ from shared.capture.check import check_capture
 from shared.capture.report import CaptureReport
 from shared.synthetic_scene import UP, intrinsics, orbit_cam_from_world, render_view
 from shared.video import encode_h264, iter_frames, probe_video
-
-GARDEN = Path(__file__).resolve().parents[2] / "shared" / "data" / "garden-orbit-480p.mp4"
+from tests.fixtures.data_files import GARDEN_VIDEO
 
 
 def _garden_frames() -> list[np.ndarray]:
-    return [rgb for _, _, rgb in iter_frames(GARDEN)]
+    return [rgb for _, _, rgb in iter_frames(GARDEN_VIDEO)]
 
 
 def gaussian_blur(frames: list[np.ndarray], sigma_px: float = 3.0) -> Iterator[np.ndarray]:
@@ -143,10 +142,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--keep", type=Path, default=None, help="write the variant videos here and keep them")
     args = parser.parse_args()
-    if GARDEN.exists():
-        fps, garden = probe_video(GARDEN).fps, _garden_frames()
+    if GARDEN_VIDEO.exists():
+        fps, garden = probe_video(GARDEN_VIDEO).fps, _garden_frames()
     else:
-        print(f"{GARDEN} is missing: only the synthetic captures are checked")
+        print(f"{GARDEN_VIDEO} is missing: only the synthetic captures are checked")
         fps, garden = 30.0, []
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
@@ -154,8 +153,8 @@ def main() -> None:
         folder.mkdir(parents=True, exist_ok=True)
         rows = []
         for k, (name, expected, rate, make) in enumerate(captures(garden, fps)):
-            video = GARDEN if name == "garden" else folder / f"capture-{k:02d}.mp4"
-            if video != GARDEN:
+            video = GARDEN_VIDEO if name == "garden" else folder / f"capture-{k:02d}.mp4"
+            if video != GARDEN_VIDEO:
                 encode_h264(video, make(), rate)
             cpu_started = time.process_time()
             report = check_capture(video)

@@ -7,7 +7,7 @@ before and after clean-up; and the exported frame. No timing is claimed.
 
 Usage:
     python bench/bench_exports.py SCENE_DIR [--preset preview] [--out DIR]
-    (SCENE_DIR from ``vid2scene sfm ../shared/data/garden-orbit-480p.mp4 --out SCENE_DIR``)
+    (SCENE_DIR from ``vid2scene sfm`` on the garden capture, ``tests.fixtures.data_files.GARDEN_VIDEO``)
 """
 
 from __future__ import annotations
@@ -17,14 +17,15 @@ import json
 import tempfile
 from pathlib import Path
 
-from gs_worker.pipeline import REPORT_FILE, train_splats
+from gs_worker.pipeline import train_splats
+from shared.artifacts import PLY_FILE, REPORT_FILE
 from shared.options.gs import SplatOptions
 
 
 def print_report(report: dict[str, object]) -> None:
     """The tables of one ``report.json``."""
     files = {f["name"]: f for f in report["files"]}  # type: ignore[index, union-attr]
-    reference = files["scene.ply"]["bytes"]
+    reference = files[PLY_FILE]["bytes"]
     print(f"{'file':<22}{'bytes':>12}{'bytes/splat':>13}{'vs scene.ply':>14}")
     for name, f in files.items():
         print(f"{name:<22}{f['bytes']:>12,}{f['bytes'] / max(f['splats'], 1):>13.1f}{f['bytes'] / reference:>14.3f}")

@@ -3,9 +3,10 @@
 Scenes: the project's synthetic scene (``shared.synthetic_scene``, true cameras and surface points),
 without and with 1000 extra points on its textured backdrop (``write_ground_truth_scene(backdrop_points=...)``;
 without them held-out PSNR is capped near 15-25 dB), and, with ``--garden``, the SfM scene of
-``../shared/data/garden-orbit-480p.mp4`` (``run_sfm``, ``preview`` preset). For each scene, one run of ``--iterations`` steps per densification strategy,
-scored on the held-out frames at each checkpoint along the way (the position learning rate decays
-over the whole run, so step k of a long run is not a k-step run). The reference column is the
+the garden capture (``tests.fixtures.data_files.GARDEN_VIDEO``; ``run_sfm``, ``preview`` preset). For
+each scene, one run of ``--iterations`` steps per densification strategy, scored on the held-out
+frames at each checkpoint along the way (the position learning rate decays over the whole run, so
+step k of a long run is not a k-step run). The reference column is the
 same run with a fixed set of Gaussians (``strategy=none``); the last column is ours minus it.
 
 Usage:
@@ -27,8 +28,7 @@ from gs_worker.model import create_params
 from gs_worker.pipeline import evaluate_splats
 from gs_worker.train import train
 from shared.options.gs import SplatOptions
-
-GARDEN = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "garden-orbit-480p.mp4"
+from tests.fixtures.data_files import GARDEN_VIDEO
 
 
 def _score(params: torch.nn.ParameterDict, data: SceneData, sh_degree: int) -> tuple[float, float]:
@@ -132,7 +132,7 @@ def main() -> None:
             from shared.options.sfm import SfmOptions
 
             garden = Path(tmp) / "garden"
-            run_sfm(GARDEN, garden, SfmOptions.from_preset("preview"))
+            run_sfm(GARDEN_VIDEO, garden, SfmOptions.from_preset("preview"))
             bench_scene(
                 "garden-orbit-480p.mp4 (SfM)",
                 load_scene(garden, args.garden_long_side),

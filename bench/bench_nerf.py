@@ -25,8 +25,7 @@ from nerf_worker.scene_data import load_scene
 from nerf_worker.train import train
 from shared.options.nerf import TensorfOptions
 from shared.progress import no_progress
-
-GARDEN_VIDEO = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "garden-orbit-480p.mp4"
+from tests.fixtures.data_files import GARDEN_VIDEO
 
 
 def run_nerf(scene: Path, options: TensorfOptions, checkpoints: list[int]) -> dict[str, Any]:

@@ -1,9 +1,10 @@
 """Accuracy and seconds per step of structure from motion (a benchmark, not a test).
 
 Scenes: the project's synthetic orbit (``shared.synthetic_scene.render_capture``, known cameras)
-and, with ``--garden``, the real ``../shared/data/garden-orbit-480p.mp4``. For the synthetic scene
-the estimated cameras are aligned to the truth by a similarity (Umeyama) and the errors are printed
-beside the acceptance limits of issue 2 (the reference column), as a ratio (below 1 passes).
+and, with ``--garden``, the real garden capture (``tests.fixtures.data_files.GARDEN_VIDEO``). For the
+synthetic scene the estimated cameras are aligned to the truth by a similarity (Umeyama) and the
+errors are printed beside the limits ``tests/sfm/test_sfm_synthetic.py`` asserts (the limit column), as
+a ratio (below 1 passes).
 
 Usage:
     python bench/bench_sfm.py [--size 256x144] [--frames 36] [--features 2048] [--garden] [--preset preview]
@@ -22,8 +23,7 @@ from sfm_worker.pipeline import SfmResult, run_sfm
 from shared.manifest import SceneManifest
 from shared.options.sfm import SfmOptions
 from shared.synthetic_scene import render_capture
-
-GARDEN = Path(__file__).resolve().parents[2] / "shared" / "data" / "garden-orbit-480p.mp4"
+from tests.fixtures.data_files import GARDEN_VIDEO
 
 
 def _seconds_table(name: str, result: SfmResult) -> None:
@@ -74,7 +74,8 @@ def main() -> None:
         _synthetic(width, height, args.frames, args.features, Path(tmp))
         if args.garden:
             _seconds_table(
-                f"garden ({args.preset})", run_sfm(GARDEN, Path(tmp) / "garden", SfmOptions.from_preset(args.preset))
+                f"garden ({args.preset})",
+                run_sfm(GARDEN_VIDEO, Path(tmp) / "garden", SfmOptions.from_preset(args.preset)),
             )
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.service_process import ServerProcess, rss_bytes
-from vid2scene.client import ApiError, Vid2SceneClient
+from vid2scene.client import ServerError, Vid2SceneClient
 
 MB = 1024 * 1024
 
@@ -118,7 +118,7 @@ def main() -> int:
                 try:
                     job = client.submit(payload, preset="preview")
                     outcome = f"202 job {job.id}"
-                except ApiError as exc:
+                except ServerError as exc:
                     outcome = f"{exc.status} {exc.code}"
                 upload_s = time.perf_counter() - t0
             assert server.mongo is not None

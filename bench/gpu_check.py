@@ -39,7 +39,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
-GARDEN = REPO.parent / "shared" / "data" / "garden-orbit-480p.mp4"
+
+from tests.fixtures.data_files import GARDEN_VIDEO  # noqa: E402 - after the repository is on sys.path
 
 
 @dataclass
@@ -163,7 +164,9 @@ def main() -> int:
     """Run every check and print the table; exit status 0 when all passed."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scene", type=Path, default=None, help="an SfM scene directory (default: SfM of --video)")
-    parser.add_argument("--video", type=Path, default=GARDEN, help="video to reconstruct when --scene is not given")
+    parser.add_argument(
+        "--video", type=Path, default=GARDEN_VIDEO, help="video to reconstruct when --scene is not given"
+    )
     parser.add_argument("--steps", type=int, default=300, help="training steps of each training check")
     parser.add_argument("--long-side", type=int, default=640, help="training image long side, pixels")
     args = parser.parse_args()

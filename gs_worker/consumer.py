@@ -1,24 +1,14 @@
 """The gs worker's glue: the shared consumer loop around :func:`gs_worker.pipeline.train_splats`.
 
-Input ``sfm.tar``; artifacts ``scene.ply``, ``scene.splat``, ``scene.spz``, ``scene.compressed.ply``,
-``scene.html``, ``flythrough-gs.mp4`` and ``report-gs.json``.
+Input ``sfm.tar``; artifacts the ``gs`` entries of :data:`shared.artifacts.ARTIFACTS` (the exports,
+the flythrough and ``report-gs.json``).
 """
 
 from __future__ import annotations
 
-from shared.consumer import REPORT_FILE, TrainFn, WorkerSpec, training_device_class, training_handler
+from shared.artifacts import SCENE_ARCHIVE, output_files
+from shared.consumer import TrainFn, WorkerSpec, training_device_class, training_handler
 from shared.settings import Device
-
-#: Artifact name → file name in the stage's output folder.
-ARTIFACT_FILES = {
-    "scene.ply": "scene.ply",
-    "scene.splat": "scene.splat",
-    "scene.spz": "scene.spz",
-    "scene.compressed.ply": "scene.compressed.ply",
-    "scene.html": "scene.html",
-    "flythrough-gs.mp4": "flythrough-gs.mp4",
-    "report-gs.json": REPORT_FILE,
-}
 
 
 def _load_train_splats() -> TrainFn:
@@ -29,5 +19,5 @@ def _load_train_splats() -> TrainFn:
 
 def make_spec(device: Device = "auto") -> WorkerSpec:
     """The gs worker kind; ``device`` (the worker's setting) replaces an ``auto`` device option."""
-    handler = training_handler(_load_train_splats, ARTIFACT_FILES, device)
-    return WorkerSpec(stage="gs", inputs=("sfm.tar",), handler=handler, device_class=training_device_class(device))
+    handler = training_handler(_load_train_splats, output_files("gs"), device)
+    return WorkerSpec(stage="gs", inputs=(SCENE_ARCHIVE,), handler=handler, device_class=training_device_class(device))

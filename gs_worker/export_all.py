@@ -29,17 +29,14 @@ from gs_worker.export_compressed_ply import write_compressed_ply
 from gs_worker.export_spz import write_spz
 from gs_worker.scene_frame import ExportFrame
 from gs_worker.scene_page import write_scene_page
+from shared.artifacts import COMPRESSED_PLY_FILE, HTML_FILE, PLY_FILE, SPLAT_FILE, SPZ_FILE
 from shared.heldout import HeldoutMetrics
 from shared.manifest import SceneManifest
 from shared.options.gs import SplatOptions
 
 logger = logging.getLogger(__name__)
 
-PLY_FILE = "scene.ply"
-SPLAT_FILE = "scene.splat"
-SPZ_FILE = "scene.spz"
-COMPRESSED_PLY_FILE = "scene.compressed.ply"
-HTML_FILE = "scene.html"
+#: The export files, by their names in :mod:`shared.artifacts`.
 EXPORT_FILES: tuple[str, ...] = (PLY_FILE, SPLAT_FILE, SPZ_FILE, COMPRESSED_PLY_FILE, HTML_FILE)
 
 #: Scores a set of splats (trainer layout, numpy) on the held-out frames.

@@ -33,6 +33,7 @@ from gs_worker.rasterize import Backend, resolve_backend
 from gs_worker.rasterize_numba import compiled_rasterizer_ready, warm_up_compiled_rasterizer
 from gs_worker.scene_frame import ExportFrame, export_frame
 from gs_worker.train import make_strategy, select_device, train
+from shared.artifacts import GS_FLYTHROUGH_FILE, REPORT_FILE
 from shared.errors import ErrorCode, StageError
 from shared.heldout import HeldoutMetrics, evaluate_heldout
 from shared.manifest import FrameRecord, PinholeCamera
@@ -43,9 +44,8 @@ from shared.video import output_size
 
 logger = logging.getLogger(__name__)
 
-FLYTHROUGH_FILE = "flythrough-gs.mp4"
-REPORT_FILE = "report.json"
-ARTIFACTS: tuple[str, ...] = (*EXPORT_FILES, FLYTHROUGH_FILE, REPORT_FILE)
+#: The files the stage writes into ``out_dir``, published in this order (the report, marking completion, last).
+ARTIFACTS: tuple[str, ...] = (*EXPORT_FILES, GS_FLYTHROUGH_FILE, REPORT_FILE)
 
 # Shares of the stage's progress.
 _LOAD, _INIT_EVAL, _TRAIN, _EVAL, _EXPORT = 0.03, 0.05, 0.85, 0.88, 0.90
@@ -221,7 +221,7 @@ def _run(
         data.manifest.camera.width, data.manifest.camera.height, options.flythrough_long_side
     )
     n_frames = write_flythrough(
-        work_dir / FLYTHROUGH_FILE,
+        work_dir / GS_FLYTHROUGH_FILE,
         create_params(cleaned.splats, device),
         data.manifest,
         seconds=options.flythrough_seconds,

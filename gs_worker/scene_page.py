@@ -1,6 +1,6 @@
 """``scene.html``: one self-contained page that shows the splats offline, from disk, with no server.
 
-The page is the template ``scene_viewer/scene.html`` with our viewer (``scene_viewer/viewer.js``, WebGL2,
+The page is the template ``scene_viewer/template.html`` with our viewer (``scene_viewer/viewer.js``, WebGL2,
 ~350 lines, no libraries) and its CSS inlined, and a JSON block holding ``scene.spz`` as base64, the
 capture's camera path (every frame's pose in time order, in the exported frame) and the orbit target (the
 point the cameras look at). A Content-Security-Policy of ``default-src 'none'`` (inline script and style
@@ -51,7 +51,7 @@ def page_data(spz: bytes, manifest: SceneManifest, frame: ExportFrame) -> dict[s
 
 def render_page(data: dict[str, object]) -> str:
     """The page's HTML with the viewer, its CSS and ``data`` inlined."""
-    template = (VIEWER_DIR / "scene.html").read_text(encoding="utf-8")
+    template = (VIEWER_DIR / "template.html").read_text(encoding="utf-8")
     script = (VIEWER_DIR / "viewer.js").read_text(encoding="utf-8")
     css = (VIEWER_DIR / "viewer.css").read_text(encoding="utf-8")
     # ensure_ascii and "<" escaped: the JSON can never close its <script> element

@@ -1,19 +1,14 @@
 """The nerf worker's glue: the shared consumer loop around :func:`nerf_worker.pipeline.train_tensorf`.
 
-Input ``sfm.tar``; artifacts ``tensorf.pt``, ``flythrough-nerf.mp4`` and ``report-nerf.json``.
+Input ``sfm.tar``; artifacts the ``nerf`` entries of :data:`shared.artifacts.ARTIFACTS` (``tensorf.pt``,
+the flythrough and ``report-nerf.json``).
 """
 
 from __future__ import annotations
 
-from shared.consumer import REPORT_FILE, TrainFn, WorkerSpec, training_device_class, training_handler
+from shared.artifacts import SCENE_ARCHIVE, output_files
+from shared.consumer import TrainFn, WorkerSpec, training_device_class, training_handler
 from shared.settings import Device
-
-#: Artifact name → file name in the stage's output folder.
-ARTIFACT_FILES = {
-    "tensorf.pt": "tensorf.pt",
-    "flythrough-nerf.mp4": "flythrough-nerf.mp4",
-    "report-nerf.json": REPORT_FILE,
-}
 
 
 def _load_train_tensorf() -> TrainFn:
@@ -24,5 +19,7 @@ def _load_train_tensorf() -> TrainFn:
 
 def make_spec(device: Device = "auto") -> WorkerSpec:
     """The nerf worker kind; ``device`` (the worker's setting) replaces an ``auto`` device option."""
-    handler = training_handler(_load_train_tensorf, ARTIFACT_FILES, device)
-    return WorkerSpec(stage="nerf", inputs=("sfm.tar",), handler=handler, device_class=training_device_class(device))
+    handler = training_handler(_load_train_tensorf, output_files("nerf"), device)
+    return WorkerSpec(
+        stage="nerf", inputs=(SCENE_ARCHIVE,), handler=handler, device_class=training_device_class(device)
+    )

@@ -18,6 +18,7 @@ from nerf_worker.render import render_image
 from nerf_worker.scene_box import scene_box
 from nerf_worker.scene_data import SceneData, load_scene
 from nerf_worker.train import TrainStats, train
+from shared.artifacts import NERF_FLYTHROUGH_FILE, NERF_MODEL_FILE, REPORT_FILE
 from shared.errors import ErrorCode, StageError
 from shared.manifest import FrameRecord, PinholeCamera
 from shared.options.nerf import TensorfOptions
@@ -25,10 +26,6 @@ from shared.output_dir import staged_output_dir
 from shared.progress import ProgressFn, no_progress, sub_progress
 
 logger = logging.getLogger(__name__)
-
-FLYTHROUGH_FILE = "flythrough-nerf.mp4"
-MODEL_FILE = "tensorf.pt"
-REPORT_FILE = "report.json"
 
 
 @dataclass(frozen=True)
@@ -44,7 +41,7 @@ class NerfResult:
     @property
     def artifacts(self) -> dict[str, Path]:
         """Artifact files by name (the service uploads ``report.json`` as ``report-nerf.json``)."""
-        return {FLYTHROUGH_FILE: self.flythrough, MODEL_FILE: self.model, REPORT_FILE: self.report}
+        return {NERF_FLYTHROUGH_FILE: self.flythrough, NERF_MODEL_FILE: self.model, REPORT_FILE: self.report}
 
 
 def resolve_device(device: str) -> str:
@@ -181,7 +178,7 @@ def train_tensorf(
     device = resolve_device(options.device)
     data = load_scene(scene_dir, max_long_side=options.max_long_side, depth_error_scale_px=options.depth_error_scale_px)
     try:
-        with staged_output_dir(out_dir, (FLYTHROUGH_FILE, MODEL_FILE, REPORT_FILE)) as tmp_dir:
+        with staged_output_dir(out_dir, (NERF_FLYTHROUGH_FILE, NERF_MODEL_FILE, REPORT_FILE)) as tmp_dir:
             model = build_model(data, options, device)
             has_test = bool(data.test_images)
             initial = evaluate(model, data, options, sub_progress(on_progress, 0.01, 0.03)) if has_test else None
@@ -190,7 +187,7 @@ def train_tensorf(
             train_seconds = time.monotonic() - train_started
             final = evaluate(model, data, options, sub_progress(on_progress, 0.85, 0.88)) if has_test else None
             flythrough_frames = render_flythrough(
-                model, data, options, tmp_dir / FLYTHROUGH_FILE, sub_progress(on_progress, 0.88, 0.99)
+                model, data, options, tmp_dir / NERF_FLYTHROUGH_FILE, sub_progress(on_progress, 0.88, 0.99)
             )
             metrics = _report(model, data, options, stats, initial, final)
             metrics["train_seconds"] = round(train_seconds, 3)
@@ -200,7 +197,7 @@ def train_tensorf(
                 "min_near": options.min_near,
                 "options": options.model_dump(mode="json"),
             }
-            save_tensorf(tmp_dir / MODEL_FILE, model, model_metadata)
+            save_tensorf(tmp_dir / NERF_MODEL_FILE, model, model_metadata)
             metrics["seconds"] = round(time.monotonic() - started, 3)
             (tmp_dir / REPORT_FILE).write_text(json.dumps(metrics, indent=2))
     except (torch.OutOfMemoryError, MemoryError) as exc:
@@ -213,8 +210,8 @@ def train_tensorf(
     logger.info("TensoRF finished: %s", {k: metrics[k] for k in ("heldout_psnr", "iterations", "seconds")})
     return NerfResult(
         out_dir=out_dir,
-        flythrough=out_dir / FLYTHROUGH_FILE,
-        model=out_dir / MODEL_FILE,
+        flythrough=out_dir / NERF_FLYTHROUGH_FILE,
+        model=out_dir / NERF_MODEL_FILE,
         report=out_dir / REPORT_FILE,
         metrics=metrics,
     )

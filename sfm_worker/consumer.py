@@ -6,10 +6,9 @@ Input ``input`` (the uploaded video); artifacts ``sfm.tar`` (the scene folder, p
 
 from __future__ import annotations
 
-from shared.consumer import REPORT_FILE, StageJob, StageOutput, WorkerSpec, collect_outputs
+from shared.artifacts import SCENE_ARCHIVE, output_files
+from shared.consumer import StageJob, StageOutput, WorkerSpec, collect_outputs
 from shared.options import SfmOptions
-
-SCENE_ARCHIVE = "sfm.tar"
 
 
 def handle(job: StageJob) -> StageOutput:
@@ -22,7 +21,7 @@ def handle(job: StageJob) -> StageOutput:
     job.on_progress(1.0, "packing the scene")
     archive = job.work_dir / SCENE_ARCHIVE
     pack_scene(job.out_dir, archive)
-    report = collect_outputs(job.out_dir, {"report-sfm.json": REPORT_FILE})
+    report = collect_outputs(job.out_dir, output_files("sfm"))
     return StageOutput(artifacts={SCENE_ARCHIVE: archive, **report.artifacts}, metrics=report.metrics)
 
 

@@ -1,9 +1,9 @@
 """The structure-from-motion stage: a video in, a posed scene directory out.
 
 :func:`run_sfm` is pure (paths and options in, a typed result out; no environment, broker or
-database). It writes into a temporary directory beside ``out_dir`` and renames it into place only
-when everything is written, so a failed or cancelled run leaves nothing behind and a repeated run
-replaces the previous result.
+database). It writes into a temporary directory beside ``out_dir`` that is renamed into place only
+when everything is written (:func:`shared.output_dir.staged_output_dir`), so a failed or cancelled
+run leaves nothing behind and a repeated run replaces the previous result.
 
 Output layout (see ``docs/sfm.md``)::
 
@@ -27,7 +27,6 @@ import json
 import logging
 import shutil
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,11 +36,13 @@ import numpy as np
 from sfm_worker import colmap_io
 from sfm_worker.frames import FrameSelection, select_frames, target_count
 from sfm_worker.normalize import SimilarityTransform, normalizing_similarity
+from shared.artifacts import REPORT_FILE
 from shared.capture.report import CaptureReport
 from shared.errors import ErrorCode, StageError
 from shared.manifest import (
     IMAGES_DIR,
     POINTS_FILE,
+    SCENE_FILE,
     SPARSE_DIR,
     TRACKS_FILE,
     FrameRecord,
@@ -52,12 +53,14 @@ from shared.manifest import (
     write_points_ply,
 )
 from shared.options.sfm import SfmOptions
+from shared.output_dir import staged_output_dir
 from shared.progress import ProgressFn, no_progress, sub_progress
 from shared.video import VideoInfo, probe_video
 
 logger = logging.getLogger(__name__)
 
-REPORT_FILE = "report.json"
+#: The entries of a scene directory, published in this order (the report, marking completion, last).
+SCENE_ENTRIES: tuple[str, ...] = (IMAGES_DIR, SPARSE_DIR, SCENE_FILE, POINTS_FILE, TRACKS_FILE, REPORT_FILE)
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,7 @@ def run_sfm(
 
     Args:
         video: the input video (any supported container/codec; rotation metadata honoured).
-        out_dir: the scene directory to create (replaced if it exists, only on success).
+        out_dir: the scene directory to create; a previous scene there is replaced, only on success.
         options: frame selection, COLMAP settings and what a poor capture does.
         on_progress: ``(fraction, message)`` callback; raising ``Cancelled`` from it stops the run.
         on_capture: called with the capture check's report as soon as it is known (before the
@@ -112,26 +115,8 @@ def run_sfm(
             ``SFM_FAILED``; ``Cancelled`` when ``on_progress`` cancels.
     """
     video, out_dir = Path(video), Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = out_dir.parent / f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
-    try:
-        result = _run(video, out_dir, staging, options, on_progress, on_capture)
-        _replace_dir(staging, out_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return result
-
-
-def _replace_dir(staging: Path, out_dir: Path) -> None:
-    """Move ``staging`` to ``out_dir``, replacing a previous result."""
-    if out_dir.exists():
-        old = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
-        out_dir.rename(old)
-        staging.rename(out_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        staging.rename(out_dir)
+    with staged_output_dir(out_dir, SCENE_ENTRIES) as staging:
+        return _run(video, out_dir, staging, options, on_progress, on_capture)
 
 
 def camera_motion_ratio(cam_from_world: np.ndarray, points_xyz: np.ndarray) -> float:

@@ -44,6 +44,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from shared.artifacts import REPORT_FILE, SCENE_ARCHIVE
 from shared.broker import Broker, Delivery, make_broker
 from shared.capture.report import CaptureReport
 from shared.cpu_threads import configure_cpu_threads
@@ -64,9 +65,6 @@ from shared.worker_client import (
 )
 
 log = logging.getLogger(__name__)
-
-#: The file in a stage's output folder that holds its metrics (uploaded as ``report-<stage>.json``).
-REPORT_FILE = "report.json"
 
 
 class WorkerStopping(Exception):  # noqa: N818 - a state, not an error
@@ -126,7 +124,7 @@ def collect_outputs(out_dir: Path, files: dict[str, str]) -> StageOutput:
 
     Args:
         out_dir: the folder the stage function wrote.
-        files: artifact name → file name in ``out_dir`` (``{"report-gs.json": "report.json"}``).
+        files: artifact name → file name in ``out_dir`` (:func:`shared.artifacts.output_files`).
 
     Raises:
         StageError: ``INTERNAL`` when a promised file is missing (a bug in the stage).
@@ -165,7 +163,7 @@ def training_handler(load_train: Callable[[], TrainFn], files: dict[str, str], d
         if device != "auto" and options.device == "auto":
             options = options.model_copy(update={"device": device})
         scene_dir = job.work_dir / "scene"
-        unpack_scene(job.inputs["sfm.tar"], scene_dir)
+        unpack_scene(job.inputs[SCENE_ARCHIVE], scene_dir)
         load_train()(scene_dir, job.out_dir, options, job.on_progress)
         return collect_outputs(job.out_dir, files)
 

@@ -1,6 +1,6 @@
 """The scene manifest (``scene.json``): written by the SfM stage, read by the training stages.
 
-Conventions (see ``docs/scene-format.md``):
+Conventions (see ``docs/architecture.md``, "Scene manifest", and ``docs/sfm.md``, "Output"):
 
 - OpenCV cameras: x right, y down, z forward. Transforms are named ``a_from_b``; ``cam_from_world``
   is a 3×4 row-major matrix ``[R | t]`` with ``x_cam = R @ x_world + t``.

@@ -1,8 +1,9 @@
 """Stage outputs that appear complete or not at all: write into a temporary sibling, rename into place.
 
-The training stages write their files into a fresh hidden sibling of the output directory and
-publish them only when every file is finished, so a failed or cancelled run leaves the output
-directory as it was (absent, or holding a previous run's files) and a run repeated gives one result.
+Every stage (SfM its scene directory, the training stages their files) writes into a fresh hidden
+sibling of its output directory and publishes the entries only when every one is finished, so a
+failed or cancelled run leaves the output directory as it was (absent, or holding a previous run's
+files) and a run repeated gives one result.
 """
 
 from __future__ import annotations
@@ -20,13 +21,15 @@ def staged_output_dir(out_dir: Path, names: Sequence[str]) -> Iterator[Path]:
     """Yield an empty temporary sibling of ``out_dir``; publish ``names`` from it when the block completes.
 
     Publishing is one rename of the whole directory when ``out_dir`` is absent or empty, otherwise one
-    atomic rename per file in the order of ``names`` (put the file that marks completion, the report,
-    last). The temporary directory is removed in every case; an exception from the block propagates
+    atomic rename per entry in the order of ``names`` (put the file that marks completion, the report,
+    last); an entry that is a folder, or replaces one, first moves the old entry aside, so a rerun
+    replaces a previous folder whole. Other entries of ``out_dir`` are kept. The temporary directory
+    (with whatever was moved aside) is removed in every case; an exception from the block propagates
     and publishes nothing.
 
     Args:
-        out_dir: the directory the files belong in; its parent is created if needed.
-        names: the file names the block writes into the temporary directory.
+        out_dir: the directory the entries belong in; its parent is created if needed.
+        names: the entries (files or folders, directly in the temporary directory) the block writes.
 
     Yields:
         The temporary directory (``<parent>/.<out_dir name>.partial-<random>``).
@@ -49,4 +52,7 @@ def _publish(work_dir: Path, out_dir: Path, names: Sequence[str]) -> None:
         os.replace(work_dir, out_dir)
         return
     for name in names:
-        os.replace(work_dir / name, out_dir / name)
+        source, target = work_dir / name, out_dir / name
+        if (source.is_dir() or (target.is_dir() and not target.is_symlink())) and os.path.lexists(target):
+            os.replace(target, work_dir / f".replaced-{name}")  # removed with work_dir
+        os.replace(source, target)

@@ -3,7 +3,7 @@
 Uploads stream from disk (never whole in memory) with a progress callback; downloads stream to a
 ``.part`` file and resume with ``Range`` after an interruption; ``wait`` follows the job's
 Server-Sent Events and falls back to polling when the stream is unavailable. Every error answer
-(``application/problem+json``) becomes an :class:`ApiError` carrying its stable ``code``.
+(``application/problem+json``) becomes a :class:`ServerError` carrying its stable ``code``.
 
 Example:
     >>> client = Vid2SceneClient("http://127.0.0.1:8000", api_key="...")  # doctest: +SKIP
@@ -38,7 +38,7 @@ CHUNK_BYTES = 1024 * 1024
 BytesProgressFn = Callable[[int, int | None], None]
 
 
-class ApiError(Exception):
+class ServerError(Exception):
     """An error answer of the API (``application/problem+json``, RFC 9457), or an unreachable server.
 
     Args:
@@ -56,7 +56,7 @@ class ApiError(Exception):
         self.body = dict(body or {})
 
     @classmethod
-    def from_response(cls, response: httpx.Response) -> ApiError:
+    def from_response(cls, response: httpx.Response) -> ServerError:
         """The error an answer with status >= 400 stands for (problem+json, plain JSON or text)."""
         body: dict[str, Any] = {}
         try:
@@ -89,7 +89,7 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
 
-class StageError(_Model):
+class StageFailure(_Model):
     """Why a stage failed: a stable code, a message a user can act on, and whether it is retried."""
 
     code: str
@@ -106,7 +106,7 @@ class StageView(_Model):
     message: str = ""
     attempt: int = 0
     worker_id: str | None = None
-    error: StageError | None = None
+    error: StageFailure | None = None
     metrics: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("metrics", mode="before")
@@ -134,7 +134,7 @@ class JobView(_Model):
     preset: str | None = None
     stages: list[StageView] = Field(default_factory=list)
     artifacts: list[ArtifactView] = Field(default_factory=list)
-    error: StageError | None = None
+    error: StageFailure | None = None
     queue_position: int | None = None
 
     @field_validator("stages", mode="before")
@@ -267,9 +267,9 @@ class Vid2SceneClient:
         try:
             response = self._http.request(method, url, **kwargs)
         except httpx.TransportError as exc:
-            raise ApiError(0, "SERVER_UNREACHABLE", f"cannot reach {self.server}: {exc}") from exc
+            raise ServerError(0, "SERVER_UNREACHABLE", f"cannot reach {self.server}: {exc}") from exc
         if response.status_code >= 400:
-            raise ApiError.from_response(response)
+            raise ServerError.from_response(response)
         return response
 
     def submit(
@@ -340,7 +340,7 @@ class Vid2SceneClient:
         """Snapshots of one job from its Server-Sent Events stream, until the server closes it.
 
         Raises:
-            ApiError: the stream could not be opened.
+            ServerError: the stream could not be opened.
         """
         try:
             with self._http.stream(
@@ -351,14 +351,14 @@ class Vid2SceneClient:
             ) as response:
                 if response.status_code >= 400:
                     response.read()
-                    raise ApiError.from_response(response)
+                    raise ServerError.from_response(response)
                 for data in _sse_data(response.iter_lines()):
                     try:
                         yield JobView.model_validate_json(data)
                     except ValueError:
                         continue  # a keep-alive or an event that is not a job snapshot
         except httpx.TransportError as exc:
-            raise ApiError(0, "SERVER_UNREACHABLE", f"event stream of {job_id} broke: {exc}") from exc
+            raise ServerError(0, "SERVER_UNREACHABLE", f"event stream of {job_id} broke: {exc}") from exc
 
     def wait(
         self,
@@ -393,7 +393,7 @@ class Vid2SceneClient:
                         on_update(job)
                     if job.done:
                         return job
-            except ApiError as exc:
+            except ServerError as exc:
                 if exc.status in (401, 403, 404):
                     raise
         while True:
@@ -431,9 +431,9 @@ class Vid2SceneClient:
                     return dest
                 if response.status_code >= 400:
                     response.read()
-                    raise ApiError.from_response(response)
+                    raise ServerError.from_response(response)
                 if response.status_code == 206 and _range_start(response) != have:
-                    raise ApiError(206, "BAD_RANGE", f"{name}: the server answered another range than asked")
+                    raise ServerError(206, "BAD_RANGE", f"{name}: the server answered another range than asked")
                 if response.status_code == 206:
                     mode, done = "ab", have
                 else:  # the server ignored the range: start over
@@ -446,9 +446,9 @@ class Vid2SceneClient:
                         if on_bytes is not None:
                             on_bytes(done, total)
         except httpx.TransportError as exc:
-            raise ApiError(0, "SERVER_UNREACHABLE", f"download of {name} broke at a partial file: {exc}") from exc
+            raise ServerError(0, "SERVER_UNREACHABLE", f"download of {name} broke at a partial file: {exc}") from exc
         if total is not None and done != total:
-            raise ApiError(0, "INCOMPLETE_DOWNLOAD", f"{name}: got {done} of {total} bytes; run the download again")
+            raise ServerError(0, "INCOMPLETE_DOWNLOAD", f"{name}: got {done} of {total} bytes; run the download again")
         os.replace(part, dest)
         return dest
 

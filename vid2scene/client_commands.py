@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.exit_codes import ExitCode, exit_code_for_job
-from vid2scene.client import ApiError, JobView, Vid2SceneClient
+from vid2scene.client import JobView, ServerError, Vid2SceneClient
 from vid2scene.progress_view import StageBars, bytes_bar, bytes_callback
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
@@ -110,7 +110,7 @@ def add_job_options(parser: argparse.ArgumentParser, *, default_preset: str | No
     parser.add_argument("--name", default=None, help="a label for the job")
 
 
-def report_api_error(exc: ApiError, server: str) -> ExitCode:
+def report_server_error(exc: ServerError, server: str) -> ExitCode:
     """Print an API error (and, for an unreachable server, how to fix that); returns ``ExitCode.ERROR``."""
     print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
     if exc.code == "SERVER_UNREACHABLE":
@@ -119,14 +119,14 @@ def report_api_error(exc: ApiError, server: str) -> ExitCode:
 
 
 def handles_api_errors(fn: CommandFn) -> CommandFn:
-    """Turn :class:`ApiError` and ``TimeoutError`` into a message on stderr and ``ExitCode.ERROR``."""
+    """Turn :class:`ServerError` and ``TimeoutError`` into a message on stderr and ``ExitCode.ERROR``."""
 
     @functools.wraps(fn)
     def wrapper(args: argparse.Namespace) -> int:
         try:
             return fn(args)
-        except ApiError as exc:
-            return report_api_error(exc, args.server)
+        except ServerError as exc:
+            return report_server_error(exc, args.server)
         except TimeoutError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return ExitCode.ERROR

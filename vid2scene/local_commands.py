@@ -24,7 +24,7 @@ from shared.errors import StageError
 from shared.exit_codes import ExitCode, exit_code_for_error
 from shared.options.base import default_preset_for
 from shared.output_dir import staged_output_dir
-from vid2scene.client import ApiError, JobView, Vid2SceneClient
+from vid2scene.client import JobView, ServerError, Vid2SceneClient
 from vid2scene.client_commands import (
     add_job_options,
     exit_code_for,
@@ -216,7 +216,7 @@ def _run_on_stack(stack: LocalStack, video: Path, out: Path, args: argparse.Name
     except (EmbeddedMongoError, LocalStackError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return ExitCode.ERROR
-    except ApiError as exc:  # the local API refused the job (its options, say)
+    except ServerError as exc:  # the local API refused the job (its options, say)
         print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
         return ExitCode.ERROR
 

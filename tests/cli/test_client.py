@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from vid2scene.client import ApiError, JobView, Vid2SceneClient
+from vid2scene.client import JobView, ServerError, Vid2SceneClient
 
 JOB = {
     "id": "j1",
@@ -45,7 +45,7 @@ def _problem(status: int, code: str, detail: str) -> httpx.Response:
 
 def test_problem_json_answer_becomes_api_error_with_its_code_and_detail() -> None:
     client = _client(lambda request: _problem(422, "INVALID_VIDEO", "not a video: no video stream"))
-    with pytest.raises(ApiError) as info:
+    with pytest.raises(ServerError) as info:
         client.get("j1")
     assert (info.value.status, info.value.code) == (422, "INVALID_VIDEO")
     assert info.value.message == "not a video: no video stream"
@@ -53,7 +53,7 @@ def test_problem_json_answer_becomes_api_error_with_its_code_and_detail() -> Non
 
 def test_unreachable_server_is_an_api_error_with_code_server_unreachable() -> None:
     client = Vid2SceneClient("http://127.0.0.1:9", timeout_s=1.0)
-    with pytest.raises(ApiError) as info:
+    with pytest.raises(ServerError) as info:
         client.get("j1")
     assert info.value.code == "SERVER_UNREACHABLE"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from vid2scene.cli import main
-from vid2scene.client import ApiError, Vid2SceneClient
+from vid2scene.client import ServerError, Vid2SceneClient
 from vid2scene.local import LocalStack
 
 pytestmark = pytest.mark.service
@@ -40,7 +40,7 @@ def test_unknown_job_is_a_not_found_error_with_exit_code_1(
 def test_invalid_options_are_refused_before_a_job_exists(api_only: LocalStack, small_video: Path) -> None:
     with Vid2SceneClient(api_only.url) as client:
         before = len(client.list(limit=100).jobs)
-        with pytest.raises(ApiError) as info:
+        with pytest.raises(ServerError) as info:
             client.submit(small_video, options={"gs": {"iterations": -5}})
         assert info.value.status == 422
         assert len(client.list(limit=100).jobs) == before
@@ -51,7 +51,7 @@ def test_deleted_job_is_gone(api_only: LocalStack, small_video: Path) -> None:
         job = client.submit(small_video, preset="preview")
         assert client.get(job.id).status == "queued"
         client.delete(job.id)
-        with pytest.raises(ApiError) as info:
+        with pytest.raises(ServerError) as info:
             client.get(job.id)
     assert info.value.status == 404
 

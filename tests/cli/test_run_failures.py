@@ -14,7 +14,7 @@ import pytest
 
 from shared.exit_codes import ExitCode
 from tests.conftest import skip_or_fail
-from vid2scene.client import ApiError, Vid2SceneClient
+from vid2scene.client import ServerError, Vid2SceneClient
 from vid2scene.embedded_mongo import secantus_available
 from vid2scene.local import LocalStack
 
@@ -49,7 +49,7 @@ def test_run_on_a_file_that_is_not_a_video_exits_1_in_seconds_with_the_servers_m
 ) -> None:
     notes = tmp_path / "notavideo.mp4"
     notes.write_text("shopping list: eggs, milk\n" * 200)
-    with Vid2SceneClient(api_only.url) as client, pytest.raises(ApiError) as refused:
+    with Vid2SceneClient(api_only.url) as client, pytest.raises(ServerError) as refused:
         client.submit(notes)  # what the server says about the same file
 
     run, seconds = _run(notes, tmp_path / "out", tmp_path / "tmp")

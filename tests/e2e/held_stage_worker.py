@@ -15,7 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from shared.consumer import REPORT_FILE, StageJob, StageOutput, WorkerSpec, run_worker_process
+from shared.artifacts import REPORT_FILE
+from shared.consumer import StageJob, StageOutput, WorkerSpec, run_worker_process
 from shared.settings import Settings
 
 GO_FILE_VARIABLE = "V2S_TEST_GO_FILE"

@@ -17,7 +17,7 @@ import pytest
 
 from tests.e2e.conftest import training_stages
 from tests.e2e.stack import ServiceStack, tiny_options
-from vid2scene.client import ApiError, JobView
+from vid2scene.client import JobView, ServerError
 
 pytestmark = [pytest.mark.service, pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -83,7 +83,7 @@ def test_no_api_key_is_refused_and_no_job_is_created(service: ServiceStack, e2e_
 def test_non_video_upload_is_refused_with_invalid_video(service: ServiceStack, tmp_path: Path) -> None:
     fake = tmp_path / "notes.mp4"
     fake.write_bytes(b"these are not the frames you are looking for" * 100)
-    with service.client() as client, pytest.raises(ApiError) as info:
+    with service.client() as client, pytest.raises(ServerError) as info:
         client.submit(fake, preset="preview")
     assert (info.value.status, info.value.code) == (422, "INVALID_VIDEO")
 

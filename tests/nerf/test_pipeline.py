@@ -11,9 +11,10 @@ import torch
 
 from nerf_worker.checkpoint import load_tensorf, save_tensorf
 from nerf_worker.model import TensorVM
-from nerf_worker.pipeline import FLYTHROUGH_FILE, MODEL_FILE, REPORT_FILE, NerfResult, train_tensorf
+from nerf_worker.pipeline import NerfResult, train_tensorf
 from nerf_worker.render import render_image
 from nerf_worker.schedule import GridSchedule
+from shared.artifacts import NERF_FLYTHROUGH_FILE, NERF_MODEL_FILE, REPORT_FILE
 from shared.errors import Cancelled, ErrorCode, StageError
 from shared.exit_codes import ExitCode
 from shared.image_metrics import psnr
@@ -46,7 +47,9 @@ def test_heldout_psnr_rises_well_above_its_start_and_over_the_floor(trained: Ner
 def test_outputs_are_published_together_and_the_flythrough_decodes(trained: NerfResult) -> None:
     import av
 
-    assert sorted(p.name for p in trained.out_dir.iterdir()) == sorted([FLYTHROUGH_FILE, MODEL_FILE, REPORT_FILE])
+    assert sorted(p.name for p in trained.out_dir.iterdir()) == sorted(
+        [NERF_FLYTHROUGH_FILE, NERF_MODEL_FILE, REPORT_FILE]
+    )
     assert not list(trained.out_dir.parent.glob(".result.partial-*"))
     with av.open(str(trained.flythrough)) as container:
         stream = container.streams.video[0]
@@ -89,8 +92,8 @@ def test_model_file_round_trips_and_renders_the_same_image(tmp_path: Path) -> No
     schedule.step_post_backward(0, model, schedule.initialize_state())  # an upsampled, masked model
     with torch.no_grad():
         model.background_sh.normal_()
-    save_tensorf(tmp_path / MODEL_FILE, model, {"note": "test"})
-    loaded, meta = load_tensorf(tmp_path / MODEL_FILE)
+    save_tensorf(tmp_path / NERF_MODEL_FILE, model, {"note": "test"})
+    loaded, meta = load_tensorf(tmp_path / NERF_MODEL_FILE)
     assert meta["note"] == "test" and meta["model"]["resolution"] == model.resolution
     camera = PinholeCamera(fx=30.0, fy=30.0, cx=16.0, cy=12.0, width=32, height=24)
     from shared.camera_path import look_at

@@ -40,3 +40,17 @@ def test_a_rerun_replaces_the_named_files_and_keeps_others(tmp_path: Path) -> No
     assert (out_dir / "report.json").read_text() == "new"
     assert (out_dir / "notes.txt").read_text() == "mine"
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_a_rerun_replaces_a_named_folder_whole_and_leaves_nothing_aside(tmp_path: Path) -> None:
+    out_dir = tmp_path / "scene"
+    (out_dir / "images").mkdir(parents=True)
+    (out_dir / "images" / "frame_00007.jpg").write_bytes(b"old frame")
+    (out_dir / "report.json").write_text("old")
+    with staged_output_dir(out_dir, ("images", "report.json")) as work_dir:
+        (work_dir / "images").mkdir()
+        (work_dir / "images" / "frame_00001.jpg").write_bytes(b"new frame")
+        (work_dir / "report.json").write_text("new")
+    assert [p.name for p in (out_dir / "images").iterdir()] == ["frame_00001.jpg"]  # no stale frame kept
+    assert (out_dir / "report.json").read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["scene"]
