@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -32,6 +33,9 @@ from shared.capture.check import check_capture
 from shared.capture.report import CaptureReport
 from shared.synthetic_scene import UP, intrinsics, orbit_cam_from_world, render_view
 from shared.video import encode_h264, iter_frames, probe_video
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for tests.fixtures
+
 from tests.fixtures.data_files import GARDEN_VIDEO
 
 

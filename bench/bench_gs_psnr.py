@@ -16,6 +16,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +29,9 @@ from gs_worker.model import create_params
 from gs_worker.pipeline import evaluate_splats
 from gs_worker.train import train
 from shared.options.gs import SplatOptions
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for tests.fixtures
+
 from tests.fixtures.data_files import GARDEN_VIDEO
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,9 @@ from nerf_worker.scene_data import load_scene
 from nerf_worker.train import train
 from shared.options.nerf import TensorfOptions
 from shared.progress import no_progress
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for tests.fixtures
+
 from tests.fixtures.data_files import GARDEN_VIDEO
 
 

@@ -13,6 +13,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 from pathlib import Path
 
@@ -23,6 +24,9 @@ from sfm_worker.pipeline import SfmResult, run_sfm
 from shared.manifest import SceneManifest
 from shared.options.sfm import SfmOptions
 from shared.synthetic_scene import render_capture
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for tests.fixtures
+
 from tests.fixtures.data_files import GARDEN_VIDEO
 
 
