@@ -136,6 +136,7 @@ def _metrics(
     scores: tuple[HeldoutMetrics, HeldoutMetrics],
     seconds: tuple[float, float],
     flythrough_frames: int,
+    device: torch.device,
 ) -> NerfMetrics:
     """The metrics of ``report.json``.
 
@@ -148,6 +149,7 @@ def _metrics(
         scores: held-out scores of the untrained and of the trained field.
         seconds: wall time of the whole stage and of the training loop.
         flythrough_frames: frames of the flythrough written.
+        device: the device it trained on.
     """
     return NerfMetrics(
         **heldout_fields(*scores),
@@ -155,7 +157,7 @@ def _metrics(
         iterations=stats.iterations,
         seconds=round(seconds[0], 3),
         train_seconds=round(seconds[1], 3),
-        device=device_name(model.aabb.device),
+        device=device_name(device),
         flythrough_frames=flythrough_frames,
         grid_resolution=list(model.resolution),
         n_voxels=int(np.prod(model.resolution)),
@@ -216,7 +218,7 @@ def train_tensorf(
             }
             save_tensorf(tmp_dir / MODEL_FILE, model, model_metadata)
             seconds = (time.monotonic() - started, train_seconds)
-            metrics = _metrics(model, data, depth, options, stats, (initial, final), seconds, flythrough_frames)
+            metrics = _metrics(model, data, depth, options, stats, (initial, final), seconds, flythrough_frames, device)
             (tmp_dir / REPORT_FILE).write_text(json.dumps(metrics.model_dump(mode="json"), indent=2))
     except (torch.OutOfMemoryError, MemoryError) as exc:
         where = "GPU" if device.type == "cuda" else "machine"
