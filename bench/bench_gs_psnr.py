@@ -23,12 +23,12 @@ from pathlib import Path
 
 import torch
 
-from gs_worker.data import SceneData, load_scene
 from gs_worker.init import init_splats
 from gs_worker.model import create_params
 from gs_worker.pipeline import evaluate_splats
 from gs_worker.train import train
 from shared.options.gs import SplatOptions
+from shared.scene_loader import SceneData, load_scene
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for tests.fixtures
 

@@ -21,11 +21,12 @@ from typing import Any
 
 import torch
 
+from nerf_worker.depth_targets import depth_targets
 from nerf_worker.pipeline import build_model, evaluate
-from nerf_worker.scene_data import load_scene
 from nerf_worker.train import train
 from shared.options.nerf import TensorfOptions
 from shared.progress import no_progress
+from shared.scene_loader import load_scene
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for tests.fixtures
 
@@ -34,7 +35,8 @@ from tests.fixtures.data_files import GARDEN_VIDEO
 
 def run_nerf(scene: Path, options: TensorfOptions, checkpoints: list[int]) -> dict[str, Any]:
     """Train once; held-out PSNR at each checkpoint step and the training seconds."""
-    data = load_scene(scene, max_long_side=options.max_long_side)
+    data = load_scene(scene, options.max_long_side)
+    depth = depth_targets(data, scene, error_scale_px=options.depth_error_scale_px)
     model = build_model(data, options, "cpu")
     curve: dict[int, float] = {0: evaluate(model, data, options, no_progress)["psnr"]}
     scoring = [0.0]
@@ -48,7 +50,7 @@ def run_nerf(scene: Path, options: TensorfOptions, checkpoints: list[int]) -> di
             scoring[0] += time.monotonic() - t
 
     started = time.monotonic()
-    train(model, data, options, on_progress=on_progress)
+    train(model, data, depth, options, on_progress=on_progress)
     seconds = time.monotonic() - started - scoring[0]
     final = evaluate(model, data, options, no_progress)
     curve[options.iterations] = final["psnr"]

@@ -41,11 +41,11 @@ def child(mode: str, scene: Path, steps: int) -> None:
 
     import torch
 
-    from gs_worker.data import load_scene
     from gs_worker.init import init_splats
     from gs_worker.model import create_params
     from gs_worker.train import train
     from shared.options.gs import SplatOptions
+    from shared.scene_loader import load_scene
 
     data = load_scene(scene, 10_000)
     options = SplatOptions.from_preset("preview", iterations=5 + steps, strategy="none", sh_degree=1)

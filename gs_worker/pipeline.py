@@ -23,7 +23,6 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from gs_worker.cleanup import CleanupReport
-from gs_worker.data import SceneData, load_scene
 from gs_worker.export_all import EXPORT_FILES, ExportedFile, clean_for_export, write_exports
 from gs_worker.flythrough import write_flythrough
 from gs_worker.init import init_splats
@@ -32,14 +31,17 @@ from gs_worker.overlay import static_overlay_mask
 from gs_worker.rasterize import Backend, resolve_backend
 from gs_worker.rasterize_numba import compiled_rasterizer_ready, warm_up_compiled_rasterizer
 from gs_worker.scene_frame import ExportFrame, export_frame
-from gs_worker.train import make_strategy, select_device, train
+from gs_worker.train import make_strategy, train
 from shared.artifacts import GS_FLYTHROUGH_FILE, REPORT_FILE
+from shared.device import device_name, resolve_device
 from shared.errors import ErrorCode, StageError
 from shared.heldout import HeldoutMetrics, evaluate_heldout
 from shared.manifest import FrameRecord, PinholeCamera
 from shared.options.gs import SplatOptions
 from shared.output_dir import staged_output_dir
 from shared.progress import ProgressFn, no_progress, sub_progress
+from shared.scene_loader import SceneData, load_scene
+from shared.training_metrics import TrainingMetrics, heldout_fields
 from shared.video import output_size
 
 logger = logging.getLogger(__name__)
@@ -51,34 +53,24 @@ ARTIFACTS: tuple[str, ...] = (*EXPORT_FILES, GS_FLYTHROUGH_FILE, REPORT_FILE)
 _LOAD, _INIT_EVAL, _TRAIN, _EVAL, _EXPORT = 0.03, 0.05, 0.85, 0.88, 0.90
 
 
-class SplatMetrics(BaseModel):
-    """The stage's metrics, written to ``report.json`` and recorded on the job."""
+class SplatMetrics(TrainingMetrics):
+    """The stage's metrics, written to ``report.json`` and recorded on the job.
 
-    model_config = ConfigDict(frozen=True)
+    The held-out scores (:class:`~shared.training_metrics.TrainingMetrics`) are those of the exported
+    (trained, cleaned) splats; ``initial_*`` those of the untrained initial Gaussians.
+    """
 
-    heldout_psnr: float = Field(description="mean held-out PSNR (dB) of the exported (trained, cleaned) splats")
-    heldout_ssim: float = Field(description="mean held-out SSIM of the exported splats")
-    initial_psnr: float = Field(description="held-out PSNR (dB) of the untrained initial Gaussians")
-    initial_ssim: float = Field(description="held-out SSIM of the untrained initial Gaussians")
-    heldout_frames: int = Field(description="number of held-out frames scored")
-    train_psnr: float = Field(description="running PSNR (dB) on the training frames at the end")
     gaussian_count: int = Field(description="Gaussians exported")
     initial_gaussian_count: int = Field(description="Gaussians at the start (one per SfM point)")
-    iterations: int
-    seconds: float = Field(description="wall time of the whole stage")
-    train_seconds: float = Field(description="wall time of the training loop")
-    device: str = Field(description="'cpu' or 'cuda (<GPU name>)'")
     backend: str = Field(description="rasterizer: 'cpu' (ours, compiled), 'torch' (ours, pure PyTorch) or 'gsplat'")
     width: int = Field(description="training image width")
     height: int = Field(description="training image height")
     sh_degree: int
     strategy: str
-    flythrough_frames: int
     flythrough_width: int = Field(description="flythrough video width, pixels")
     flythrough_height: int = Field(description="flythrough video height, pixels")
     flythrough_fps: int = Field(description="flythrough frame rate")
     retried_at_lower_resolution: bool = Field(description="a CUDA out-of-memory made the run start over smaller")
-    heldout_per_frame: list[dict[str, object]] = Field(default_factory=list)
     overlay_pixels: int = Field(
         default=0, description="pixels of the input video's screen-fixed overlay, left out of every held-out score"
     )
@@ -105,12 +97,6 @@ def _is_out_of_memory(exc: BaseException) -> bool:
     if isinstance(exc, torch.OutOfMemoryError | MemoryError):
         return True
     return isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)
-
-
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    return device.type
 
 
 def evaluate_splats(
@@ -233,18 +219,14 @@ def _run(
         on_progress=sub_progress(on_progress, _EXPORT, 1.0),
     )
     return SplatMetrics(
-        heldout_psnr=final["psnr"],
-        heldout_ssim=final["ssim"],
-        initial_psnr=initial["psnr"],
-        initial_ssim=initial["ssim"],
-        heldout_frames=final["n_frames"],
+        **heldout_fields(initial, final),
         train_psnr=stats.train_psnr,
         gaussian_count=cleaned.report.kept_count,
         initial_gaussian_count=initial_count,
         iterations=stats.iterations,
         seconds=time.perf_counter() - started,
         train_seconds=train_seconds,
-        device=_device_name(device),
+        device=device_name(device),
         backend=resolve_backend(backend, device),
         width=data.camera.width,
         height=data.camera.height,
@@ -255,7 +237,6 @@ def _run(
         flythrough_height=fly_height,
         flythrough_fps=options.flythrough_fps,
         retried_at_lower_resolution=retried,
-        heldout_per_frame=[dict(s) for s in final["frames"]],
         overlay_pixels=0 if overlay is None else int(overlay.sum()),
         heldout_psnr_before_cleanup=trained["psnr"],
         heldout_ssim_before_cleanup=trained["ssim"],
@@ -293,7 +274,7 @@ def train_splats(
     """
     started = time.perf_counter()
     scene_dir, out_dir = Path(scene_dir), Path(out_dir)
-    device = select_device(options.device)
+    device = resolve_device(options.device)
     make_strategy(options, device)  # refuses options the device cannot run before any work
     with staged_output_dir(out_dir, ARTIFACTS) as work_dir:
         attempt_options, retried = options, False
@@ -311,7 +292,7 @@ def train_splats(
                 if retried:
                     raise StageError(
                         ErrorCode.OUT_OF_MEMORY,
-                        f"Training ran out of memory on {_device_name(device)} even at "
+                        f"Training ran out of memory on {device_name(device)} even at "
                         f"{attempt_options.max_long_side} px (long side).",
                         details={"max_long_side": attempt_options.max_long_side},
                     ) from exc

@@ -21,14 +21,13 @@ from typing import Any
 
 import torch
 
-from gs_worker.data import SceneData
 from gs_worker.losses import photometric_loss, psnr
 from gs_worker.model import all_finite, camera_tensors, create_optimizers, means_scheduler, render
 from gs_worker.rasterize import Backend
 from shared.errors import ErrorCode, StageError
 from shared.options.gs import SplatOptions
 from shared.progress import ProgressFn, no_progress
-from shared.settings import Device
+from shared.scene_loader import SceneData
 
 logger = logging.getLogger(__name__)
 
@@ -52,19 +51,6 @@ class TrainStats:
     iterations: int = 0
     counts: list[tuple[int, int]] = field(default_factory=list)
     train_psnr: float = float("nan")
-
-
-def select_device(requested: Device) -> torch.device:
-    """The torch device for ``requested`` (``auto``: CUDA when available).
-
-    Raises:
-        StageError: ``CUDA_UNAVAILABLE`` when CUDA is requested and absent.
-    """
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise StageError(ErrorCode.CUDA_UNAVAILABLE, "CUDA was requested but no CUDA GPU is available.")
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(requested)
 
 
 def make_strategy(options: SplatOptions, device: torch.device) -> Any:

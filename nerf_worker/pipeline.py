@@ -8,24 +8,45 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 import numpy as np
+import torch
+from pydantic import Field
 
 from nerf_worker.checkpoint import save_tensorf
+from nerf_worker.depth_targets import DepthTargets, depth_targets
 from nerf_worker.model import TensorVM, grid_resolution
 from nerf_worker.render import render_image
 from nerf_worker.scene_box import scene_box
-from nerf_worker.scene_data import SceneData, load_scene
 from nerf_worker.train import TrainStats, train
 from shared.artifacts import NERF_FLYTHROUGH_FILE, NERF_MODEL_FILE, REPORT_FILE
+from shared.device import device_name, resolve_device
 from shared.errors import ErrorCode, StageError
+from shared.heldout import HeldoutMetrics, evaluate_heldout
 from shared.manifest import FrameRecord, PinholeCamera
 from shared.options.nerf import TensorfOptions
 from shared.output_dir import staged_output_dir
 from shared.progress import ProgressFn, no_progress, sub_progress
+from shared.scene_loader import SceneData, load_scene
+from shared.training_metrics import TrainingMetrics, heldout_fields
 
 logger = logging.getLogger(__name__)
+
+
+class NerfMetrics(TrainingMetrics):
+    """The stage's metrics, written to ``report.json`` and recorded on the job."""
+
+    stage: Literal["nerf"] = "nerf"
+    grid_resolution: list[int] = Field(description="the final grid's voxels along x, y and z")
+    n_voxels: int = Field(description="voxels of the final grid")
+    alpha_mask_empty_fraction: float = Field(description="share of the scene box the alpha mask skips")
+    scene_box: list[list[float]] = Field(description="the field's box: [[x, y, z] min, [x, y, z] max]")
+    image_size: list[int] = Field(description="training image [width, height]")
+    train_frames: int = Field(description="training views")
+    depth_weight: float = Field(description="weight of the SfM depth loss (0: off)")
+    depth_rays: int = Field(description="SfM depth targets in the training views")
+    schedule: list[str] = Field(description="what the grid schedule did, step by step")
 
 
 @dataclass(frozen=True)
@@ -36,7 +57,7 @@ class NerfResult:
     flythrough: Path  # out_dir / flythrough-nerf.mp4
     model: Path  # out_dir / tensorf.pt
     report: Path  # out_dir / report.json
-    metrics: dict[str, Any]  # the report's contents
+    metrics: NerfMetrics  # the report's contents
 
     @property
     def artifacts(self) -> dict[str, Path]:
@@ -44,23 +65,10 @@ class NerfResult:
         return {NERF_FLYTHROUGH_FILE: self.flythrough, NERF_MODEL_FILE: self.model, REPORT_FILE: self.report}
 
 
-def resolve_device(device: str) -> str:
-    """``"auto"``: CUDA when available, else CPU. ``"cuda"`` without CUDA is ``CUDA_UNAVAILABLE``."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise StageError(ErrorCode.CUDA_UNAVAILABLE, "CUDA was requested but no CUDA device is available.")
-    return device
-
-
-def build_model(data: SceneData, options: TensorfOptions, device: str) -> TensorVM:
+def build_model(data: SceneData, options: TensorfOptions, device: torch.device | str) -> TensorVM:
     """A fresh field over the scene box of ``data`` at the initial grid size, seeded by ``options``."""
-    import torch
-
     centers = np.stack([f.camera_center() for f in data.manifest.frames])
-    aabb = torch.as_tensor(scene_box(data.points, centers))
+    aabb = torch.as_tensor(scene_box(data.points_xyz, centers))
     torch.manual_seed(options.seed)
     model = TensorVM(
         aabb,
@@ -85,14 +93,13 @@ def render_view(model: TensorVM, camera: PinholeCamera, pose: np.ndarray, option
     ).rgb
 
 
-def evaluate(model: TensorVM, data: SceneData, options: TensorfOptions, on_progress: ProgressFn) -> dict[str, Any]:
+def evaluate(model: TensorVM, data: SceneData, options: TensorfOptions, on_progress: ProgressFn) -> HeldoutMetrics:
     """Held-out PSNR / SSIM over the scene's test frames at the training resolution."""
-    from shared.heldout import evaluate_heldout
 
     def render(frame: FrameRecord, camera: PinholeCamera) -> np.ndarray:
         return render_view(model, camera, frame.cam_from_world_matrix(), options)
 
-    return dict(evaluate_heldout(render, data.manifest, data.test_images, on_progress=on_progress))
+    return evaluate_heldout(render, data.manifest, data.images, on_progress=on_progress)
 
 
 def render_flythrough(
@@ -117,34 +124,48 @@ def render_flythrough(
     return n_frames
 
 
-def _report(
+def _metrics(
     model: TensorVM,
     data: SceneData,
+    depth: DepthTargets,
     options: TensorfOptions,
     stats: TrainStats,
-    initial: dict[str, Any] | None,
-    final: dict[str, Any] | None,
-) -> dict[str, Any]:
-    """The metrics of ``report.json`` (the caller adds timings and the flythrough's frame count)."""
-    return {
-        "stage": "nerf",
-        "heldout_psnr": final["psnr"] if final else None,
-        "heldout_ssim": final["ssim"] if final else None,
-        "heldout_frames": final["n_frames"] if final else 0,
-        "initial_psnr": initial["psnr"] if initial else None,
-        "train_psnr": stats.final_train_psnr,
-        "iterations": stats.iterations,
-        "grid_resolution": list(model.resolution),
-        "n_voxels": int(np.prod(model.resolution)),
-        "alpha_mask_empty_fraction": round(1.0 - float(model.alpha_mask.float().mean()), 4),
-        "scene_box": model.aabb.tolist(),
-        "image_size": [data.camera.width, data.camera.height],
-        "train_frames": len(data.train_images),
-        "depth_weight": options.depth_weight,
-        "depth_rays": len(data.depth.view),
-        "device": model.aabb.device.type,
-        "schedule": stats.schedule,
-    }
+    scores: tuple[HeldoutMetrics, HeldoutMetrics],
+    seconds: tuple[float, float],
+    flythrough_frames: int,
+    device: torch.device,
+) -> NerfMetrics:
+    """The metrics of ``report.json``.
+
+    Args:
+        model: the trained field.
+        data: the scene it was trained on.
+        depth: the depth targets it was trained with.
+        options: the stage options.
+        stats: what training did.
+        scores: held-out scores of the untrained and of the trained field.
+        seconds: wall time of the whole stage and of the training loop.
+        flythrough_frames: frames of the flythrough written.
+        device: the device it trained on.
+    """
+    return NerfMetrics(
+        **heldout_fields(*scores),
+        train_psnr=stats.final_train_psnr,
+        iterations=stats.iterations,
+        seconds=round(seconds[0], 3),
+        train_seconds=round(seconds[1], 3),
+        device=device_name(device),
+        flythrough_frames=flythrough_frames,
+        grid_resolution=list(model.resolution),
+        n_voxels=int(np.prod(model.resolution)),
+        alpha_mask_empty_fraction=round(1.0 - float(model.alpha_mask.float().mean()), 4),
+        scene_box=model.aabb.tolist(),
+        image_size=[data.camera.width, data.camera.height],
+        train_frames=len(data.train_frames),
+        depth_weight=options.depth_weight,
+        depth_rays=len(depth.view),
+        schedule=stats.schedule,
+    )
 
 
 def train_tensorf(
@@ -170,44 +191,45 @@ def train_tensorf(
         StageError: ``INVALID_SCENE``, ``CUDA_UNAVAILABLE``, ``TRAINING_DIVERGED``, ``OUT_OF_MEMORY``;
             ``Cancelled`` from ``on_progress``.
     """
-    import torch
-
     started = time.monotonic()
     out_dir = Path(out_dir)
     on_progress(0.0, "loading the scene")
     device = resolve_device(options.device)
-    data = load_scene(scene_dir, max_long_side=options.max_long_side, depth_error_scale_px=options.depth_error_scale_px)
+    data = load_scene(scene_dir, options.max_long_side)
+    depth = depth_targets(data, Path(scene_dir), error_scale_px=options.depth_error_scale_px)
     try:
         with staged_output_dir(out_dir, (NERF_FLYTHROUGH_FILE, NERF_MODEL_FILE, REPORT_FILE)) as tmp_dir:
             model = build_model(data, options, device)
-            has_test = bool(data.test_images)
-            initial = evaluate(model, data, options, sub_progress(on_progress, 0.01, 0.03)) if has_test else None
+            initial = evaluate(model, data, options, sub_progress(on_progress, 0.01, 0.03))
             train_started = time.monotonic()
-            stats = train(model, data, options, on_progress=sub_progress(on_progress, 0.03, 0.85))
+            stats = train(model, data, depth, options, on_progress=sub_progress(on_progress, 0.03, 0.85))
             train_seconds = time.monotonic() - train_started
-            final = evaluate(model, data, options, sub_progress(on_progress, 0.85, 0.88)) if has_test else None
+            final = evaluate(model, data, options, sub_progress(on_progress, 0.85, 0.88))
             flythrough_frames = render_flythrough(
                 model, data, options, tmp_dir / NERF_FLYTHROUGH_FILE, sub_progress(on_progress, 0.88, 0.99)
             )
-            metrics = _report(model, data, options, stats, initial, final)
-            metrics["train_seconds"] = round(train_seconds, 3)
-            metrics["flythrough_frames"] = flythrough_frames
             model_metadata = {
                 "camera": data.camera.model_dump(),
                 "min_near": options.min_near,
                 "options": options.model_dump(mode="json"),
             }
             save_tensorf(tmp_dir / NERF_MODEL_FILE, model, model_metadata)
-            metrics["seconds"] = round(time.monotonic() - started, 3)
-            (tmp_dir / REPORT_FILE).write_text(json.dumps(metrics, indent=2))
+            seconds = (time.monotonic() - started, train_seconds)
+            metrics = _metrics(model, data, depth, options, stats, (initial, final), seconds, flythrough_frames, device)
+            (tmp_dir / REPORT_FILE).write_text(json.dumps(metrics.model_dump(mode="json"), indent=2))
     except (torch.OutOfMemoryError, MemoryError) as exc:
-        where = "GPU" if device == "cuda" else "machine"
+        where = "GPU" if device.type == "cuda" else "machine"
         raise StageError(
             ErrorCode.OUT_OF_MEMORY,
             f"The {where} ran out of memory while training TensoRF at {data.camera.width}×{data.camera.height}.",
         ) from exc
-    on_progress(1.0, f"held-out PSNR {metrics['heldout_psnr']:.2f} dB" if has_test else "done")
-    logger.info("TensoRF finished: %s", {k: metrics[k] for k in ("heldout_psnr", "iterations", "seconds")})
+    on_progress(1.0, f"held-out PSNR {metrics.heldout_psnr:.2f} dB")
+    logger.info(
+        "TensoRF finished: held-out PSNR %.2f dB, %d steps, %.1f s",
+        metrics.heldout_psnr,
+        metrics.iterations,
+        metrics.seconds,
+    )
     return NerfResult(
         out_dir=out_dir,
         flythrough=out_dir / NERF_FLYTHROUGH_FILE,

@@ -13,17 +13,19 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import Tensor
 
+from nerf_worker.depth_targets import DepthTargets
 from nerf_worker.model import TensorVM
 from nerf_worker.rays import rays_at_pixels
 from nerf_worker.render import render_rays
-from nerf_worker.scene_data import SceneData
 from nerf_worker.schedule import GridSchedule, ScheduleState
 from shared.errors import ErrorCode, StageError
 from shared.options.nerf import TensorfOptions
 from shared.progress import ProgressFn, no_progress
+from shared.scene_loader import SceneData
 
 #: Steps between progress reports (each is a cancellation point).
 PROGRESS_EVERY = 10
@@ -91,6 +93,7 @@ def regularisers(model: TensorVM, options: TensorfOptions) -> Tensor:
 def train(
     model: TensorVM,
     data: SceneData,
+    depth: DepthTargets,
     options: TensorfOptions,
     *,
     on_progress: ProgressFn = no_progress,
@@ -100,7 +103,8 @@ def train(
 
     Args:
         model: the field, on the training device.
-        data: the loaded scene.
+        data: the loaded scene (its training frames are the views).
+        depth: the SfM depth targets in those views (:func:`nerf_worker.depth_targets.depth_targets`).
         options: the stage options (iterations, batch sizes, learning rates, loss weights).
         on_progress: called every few steps with the fraction done; may raise ``Cancelled``.
         state: schedule state to continue from (a fresh one when omitted).
@@ -115,16 +119,18 @@ def train(
     generator = torch.Generator(device="cpu").manual_seed(options.seed)
     schedule = schedule_for(options)
     state = state or schedule.initialize_state()
-    images = torch.as_tensor(data.train_images, device=device)  # [T, H, W, 3] uint8
-    poses = torch.as_tensor(data.train_cam_from_world, device=device)  # [T, 4, 4]
+    # uint8 on the device: a quarter of the memory of the loader's floats (they came from uint8 files)
+    train_images = np.round(data.stack(data.train_frames) * 255.0).astype(np.uint8)
+    images = torch.as_tensor(train_images, device=device)  # [T, H, W, 3] uint8
+    poses = torch.as_tensor(data.poses(data.train_frames), device=device)  # [T, 4, 4]
     n_views, height, width = images.shape[:3]
     camera = data.camera
-    use_depth = options.depth_weight > 0 and len(data.depth.view) > 0
+    use_depth = options.depth_weight > 0 and len(depth.view) > 0
     if use_depth:
-        d_view = torch.as_tensor(data.depth.view, device=device)
-        d_uv = torch.as_tensor(data.depth.uv, device=device)
-        d_dist = torch.as_tensor(data.depth.distance, device=device)
-        d_weight = torch.as_tensor(data.depth.weight, device=device)
+        d_view = torch.as_tensor(depth.view, device=device)
+        d_uv = torch.as_tensor(depth.uv, device=device)
+        d_dist = torch.as_tensor(depth.distance, device=device)
+        d_weight = torch.as_tensor(depth.weight, device=device)
 
     decay = options.lr_decay_ratio ** (1.0 / max(options.iterations, 1))
     optimizer = make_optimizer(model, options, 1.0)

@@ -48,6 +48,7 @@ from shared.artifacts import REPORT_FILE, SCENE_ARCHIVE
 from shared.broker import Broker, Delivery, make_broker
 from shared.capture.report import CaptureReport
 from shared.cpu_threads import configure_cpu_threads
+from shared.device import device_class
 from shared.errors import Cancelled, ErrorCode, StageError
 from shared.messages import StageName, StageRequest
 from shared.options import OPTIONS_BY_STAGE, DeviceClass, SplatOptions, StageOptions, TensorfOptions
@@ -171,7 +172,7 @@ def training_handler(load_train: Callable[[], TrainFn], files: dict[str, str], d
 
 
 def training_device_class(device: Device = "auto") -> Callable[[], DeviceClass]:
-    """What a training worker with the ``device`` setting trains on, as a function (it imports torch when called).
+    """What a training worker with the ``device`` setting trains on, as a function (:func:`shared.device.device_class`; it imports torch when called).
 
     Args:
         device: the worker's device setting; ``auto`` means CUDA when torch sees a GPU.
@@ -180,14 +181,10 @@ def training_device_class(device: Device = "auto") -> Callable[[], DeviceClass]:
         A function returning ``"cuda"`` or ``"cpu"``.
     """
 
-    def device_class() -> DeviceClass:
-        if device != "auto":
-            return device
-        import torch
+    def announced_class() -> DeviceClass:
+        return device_class(device)
 
-        return "cuda" if torch.cuda.is_available() else "cpu"
-
-    return device_class
+    return announced_class
 
 
 class _Settle(enum.Enum):

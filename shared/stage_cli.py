@@ -1,19 +1,28 @@
 """What the stage sub-commands (``vid2scene sfm``, ``train-gs``, ``train-nerf``) share: a progress bar
-around a stage function, and one way to report its typed failure as an exit code."""
+around a stage function, one way to report its typed failure as an exit code, the one preset chooser,
+and the one builder of the training commands (:func:`add_training_command`)."""
 
 from __future__ import annotations
 
 import argparse
 import functools
+import importlib
+import json
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
+from shared.device import device_class
 from shared.errors import ErrorCode, StageError
-from shared.exit_codes import exit_code_for_error
-from shared.options.base import PRESET_NAMES, default_preset_for
+from shared.exit_codes import ExitCode, exit_code_for_error
+from shared.messages import StageName
+from shared.options import OPTIONS_BY_STAGE
+from shared.options.base import PRESET_NAMES, PresetName, default_preset_for
 from shared.progress import ProgressFn
+from shared.settings import Device
+from shared.training_metrics import TrainingMetrics
 
 _T = TypeVar("_T")
 
@@ -74,25 +83,23 @@ def run_with_progress_bar(label: str, stage: Callable[[ProgressFn], _T]) -> _T:
         return stage(on_progress)
 
 
-def default_preset(command: str, requested: str | None, device: str) -> str:
-    """The training preset to use: the one asked for, else the device's (:func:`shared.options.base.default_preset_for`).
+def choose_preset(command: str, requested: PresetName | None, device: Device) -> PresetName:
+    """The preset a command runs: the one asked for, else the device's (:func:`shared.options.base.default_preset_for`).
+
+    The one chooser of ``vid2scene run`` and the ``train-*`` commands; the server's default
+    (``GET /v1/capabilities``) applies the same rule to its training workers' device.
 
     Args:
         command: the sub-command, for the notice on stderr.
         requested: the ``--preset`` given, or None.
-        device: the ``--device`` given (``auto``, ``cpu`` or ``cuda``).
+        device: the ``--device`` given (``auto``, ``cpu`` or ``cuda``; :func:`shared.device.device_class`).
 
     Returns:
-        The preset name; a notice says which was chosen when none was asked for.
+        The preset name; a notice on stderr says which was chosen, and why, when none was asked for.
     """
     if requested is not None:
         return requested
-    cuda = device == "cuda"
-    if device == "auto":
-        import torch  # only the training stages call this, and they have torch
-
-        cuda = bool(torch.cuda.is_available())
-    preset, reason = default_preset_for("cuda" if cuda else "cpu")
+    preset, reason = default_preset_for(device_class(device))
     print(f"vid2scene {command}: {reason}; pass --preset to choose", file=sys.stderr)
     return preset
 
@@ -130,3 +137,102 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME=VALUE",
         help="override any stage option, e.g. --set flythrough_seconds=4 (repeatable)",
     )
+
+
+class TrainingResult(Protocol):
+    """What a training stage function returns: its output folder and its metrics."""
+
+    @property
+    def out_dir(self) -> Path: ...  # pragma: no cover - a protocol
+
+    @property
+    def metrics(self) -> TrainingMetrics: ...  # pragma: no cover - a protocol
+
+
+#: A training stage function: ``(scene_dir, out_dir, options, on_progress) -> result``.
+TrainStageFn = Callable[[Path, Path, Any, ProgressFn], TrainingResult]
+
+
+@dataclass(frozen=True)
+class OptionFlag:
+    """A training command's own flag that sets one stage option (``--depth-weight W`` → ``depth_weight``).
+
+    Attributes:
+        flag: the flag (``"--depth-weight"``).
+        option: the stage option it sets (``"depth_weight"``).
+        type: converts the flag's value.
+        metavar: the value's name in the help.
+        help: the help line.
+    """
+
+    flag: str
+    option: str
+    type: Callable[[str], object]
+    metavar: str
+    help: str
+
+
+@dataclass(frozen=True)
+class TrainingCommand:
+    """A ``vid2scene train-<stage>`` sub-command.
+
+    Attributes:
+        name: the sub-command (``"train-gs"``).
+        stage: the stage it runs (its options are ``shared.options.OPTIONS_BY_STAGE[stage]``, its
+            progress bar is labelled with it).
+        train: the stage function as ``"module:function"``, imported only when the command runs
+            (it brings in torch).
+        help: the one-line help.
+        description: the help's description.
+        flags: the command's own option flags, beyond :func:`add_training_arguments`.
+    """
+
+    name: str
+    stage: StageName
+    train: str
+    help: str
+    description: str
+    flags: tuple[OptionFlag, ...] = ()
+
+    def load_train(self) -> TrainStageFn:
+        """Import the stage function named by :attr:`train`."""
+        module, _, function = self.train.partition(":")
+        fn: TrainStageFn = getattr(importlib.import_module(module), function)
+        return fn
+
+
+def add_training_command(subparsers: argparse._SubParsersAction, command: TrainingCommand) -> None:
+    """Add a training sub-command: :func:`add_training_arguments`, its own flags, and :func:`run_training`."""
+    parser = subparsers.add_parser(command.name, help=command.help, description=command.description)
+    add_training_arguments(parser)
+    for flag in command.flags:
+        parser.add_argument(
+            flag.flag, dest=flag.option, type=flag.type, default=None, metavar=flag.metavar, help=flag.help
+        )
+    parser.set_defaults(func=stage_command(command.name)(functools.partial(run_training, command)))
+
+
+def run_training(command: TrainingCommand, args: argparse.Namespace) -> int:
+    """Run a training command for parsed ``args`` under a progress bar; print its metrics as JSON.
+
+    The preset is ``--preset`` or the device's (:func:`choose_preset`); ``--device``, ``--iterations``,
+    ``--seed``, the command's own flags and every ``--set NAME=VALUE`` override it.
+
+    Returns:
+        ``ExitCode.OK``; a failure raises :class:`~shared.errors.StageError` (``INVALID_OPTIONS`` for
+        options that do not validate), which :func:`stage_command` turns into the exit code.
+    """
+    preset = choose_preset(command.name, args.preset, args.device)
+    names = ("device", "iterations", "seed", *(flag.option for flag in command.flags))
+    overrides: dict[str, object] = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    try:
+        overrides.update(parse_set_options(args.set))
+        options = OPTIONS_BY_STAGE[command.stage].from_preset(preset, **overrides)
+    except ValueError as exc:
+        raise invalid_options(exc) from exc
+
+    train = command.load_train()
+    result = run_with_progress_bar(command.stage, functools.partial(train, args.scene_dir, args.out, options))
+    metrics = result.metrics.model_dump(mode="json", exclude={"heldout_per_frame"})
+    print(json.dumps({"out_dir": str(result.out_dir), **metrics}, indent=2))
+    return ExitCode.OK

@@ -39,15 +39,6 @@ class LocalStackError(RuntimeError):
     """A part of the local stack did not start."""
 
 
-def cuda_available() -> bool:
-    """Whether a CUDA GPU can be used (False when torch is not installed)."""
-    try:
-        import torch
-    except ImportError:
-        return False
-    return bool(torch.cuda.is_available())
-
-
 def worker_spec(stage: StageName, device: Device = "auto") -> WorkerSpec:
     """The worker kind of a stage: ``<stage>_worker.consumer.make_spec`` (given ``device`` when it takes one).
 

@@ -20,10 +20,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from shared.device import device_class
 from shared.errors import StageError
 from shared.exit_codes import ExitCode, exit_code_for_error
-from shared.options.base import default_preset_for
 from shared.output_dir import staged_output_dir
+from shared.stage_cli import choose_preset
 from vid2scene.client import JobView, ServerError, Vid2SceneClient
 from vid2scene.client_commands import (
     add_job_options,
@@ -34,7 +35,7 @@ from vid2scene.client_commands import (
     wanted_artifacts,
 )
 from vid2scene.embedded_mongo import EmbeddedMongoError
-from vid2scene.local import LocalStack, LocalStackError, cuda_available
+from vid2scene.local import LocalStack, LocalStackError
 
 #: The sample video of ``demo``: small enough to reconstruct and train in a few minutes on 2 CPU cores.
 DEMO_VIDEO = {"width": 320, "height": 180, "n_frames": 48, "fps": 24.0, "seed": 0}
@@ -59,16 +60,6 @@ def render_demo_video(folder: Path) -> Path:
 
     print(f"rendering the sample video into {folder} ...", file=sys.stderr)
     return render_capture(folder, **DEMO_VIDEO).video
-
-
-def choose_preset(requested: str | None, *, gpu: bool) -> str:
-    """The preset to run: the one asked for, else the device's (:func:`shared.options.base.default_preset_for`)."""
-    if requested is not None:
-        return requested
-    preset, reason = default_preset_for("cuda" if gpu else "cpu")
-    if not gpu:
-        print(f"{reason}; pass --preset standard to override", file=sys.stderr)
-    return preset
 
 
 def merge_options(base: dict[str, dict[str, Any]], extra: dict[str, Any] | None) -> dict[str, Any]:
@@ -168,8 +159,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         if (refused := check_video_locally(Path(args.video))) is not None:  # seconds, not a stack start-up
             print(f"error: {refused.code.value}: {refused.message}", file=sys.stderr)
             return exit_code_for_error(refused.code)
-    gpu = cuda_available() if args.device != "cpu" else False
-    args.preset = choose_preset(args.preset, gpu=gpu)
+    gpu = device_class(args.device) == "cuda"
+    args.preset = choose_preset("run", args.preset, args.device)
     with run_data_dir(args.data_dir) as data_dir:
         if demo:
             video = render_demo_video(data_dir / "sample")

@@ -6,10 +6,11 @@ import argparse
 
 import pytest
 
+from shared.stage_cli import choose_preset
 from vid2scene.cli import build_parser, main
 from vid2scene.client import JobView
 from vid2scene.client_commands import exit_code_for, parse_methods, parse_options
-from vid2scene.local_commands import choose_preset, merge_options
+from vid2scene.local_commands import merge_options
 
 
 def test_methods_list_parses_and_deduplicates() -> None:
@@ -83,10 +84,12 @@ def test_run_without_video_or_demo_is_an_error(capsys: pytest.CaptureFixture[str
 
 
 def test_without_gpu_the_preview_preset_is_chosen_and_announced(capsys: pytest.CaptureFixture[str]) -> None:
-    assert choose_preset(None, gpu=False) == "preview"
-    assert "preview" in capsys.readouterr().err
-    assert choose_preset(None, gpu=True) == "standard"
-    assert choose_preset("high", gpu=False) == "high"
+    assert choose_preset("run", None, "cpu") == "preview"
+    assert "vid2scene run: no GPU here" in capsys.readouterr().err
+    assert choose_preset("run", None, "cuda") == "standard"
+    assert "'standard' preset" in capsys.readouterr().err
+    assert choose_preset("run", "high", "cpu") == "high"
+    assert capsys.readouterr().err == ""  # a preset asked for is not announced
 
 
 def test_user_options_override_demo_options_key_by_key() -> None:

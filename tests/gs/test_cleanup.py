@@ -10,7 +10,6 @@ import torch
 from pydantic import ValidationError
 
 from gs_worker.cleanup import cleanup_mask, subset
-from gs_worker.data import SceneData, load_scene
 from gs_worker.export_all import clean_for_export
 from gs_worker.init import init_splats, logit
 from gs_worker.model import create_params
@@ -20,6 +19,7 @@ from gs_worker.scene_frame import ExportFrame, export_frame
 from shared.camera_path import focus_point
 from shared.heldout import HeldoutMetrics
 from shared.options.gs import CropBox, SplatOptions
+from shared.scene_loader import SceneData, load_scene
 
 OPTIONS = SplatOptions.from_preset("preview", device="cpu")
 

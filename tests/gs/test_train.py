@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from gs_worker.data import SceneData, load_scene
 from gs_worker.init import init_splats
 from gs_worker.model import all_finite, create_params
-from gs_worker.train import make_strategy, select_device, train
+from gs_worker.train import make_strategy, train
 from shared.errors import Cancelled, ErrorCode, StageError
 from shared.options.gs import SplatOptions
+from shared.scene_loader import SceneData, load_scene
 
 CPU = torch.device("cpu")
 
@@ -117,11 +117,3 @@ def test_mcmc_on_the_cpu_is_refused_with_a_clear_error() -> None:
         make_strategy(SplatOptions(strategy="mcmc"), CPU)
     assert info.value.code == ErrorCode.INVALID_OPTIONS
     assert "CUDA" in info.value.message and "default" in info.value.message
-
-
-@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
-def test_asking_for_cuda_without_a_gpu_is_an_error() -> None:
-    with pytest.raises(StageError) as info:
-        select_device("cuda")
-    assert info.value.code == ErrorCode.CUDA_UNAVAILABLE
-    assert select_device("auto") == CPU

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from nerf_worker.depth_targets import depth_targets
 from nerf_worker.pipeline import build_model
 from nerf_worker.rays import image_rays
 from nerf_worker.render import render_image
-from nerf_worker.scene_data import load_scene
 from nerf_worker.train import train
+from shared.scene_loader import load_scene
 from shared.synthetic_scene import render_view
 from tests.nerf.tiny import tiny_options
 
@@ -20,9 +21,10 @@ from tests.nerf.tiny import tiny_options
 def _heldout_depth_error(scene: Path, depth_weight: float) -> float:
     """Mean absolute z-depth error on the held-out views, over the pixels whose truth is inside 2 units."""
     options = tiny_options(iterations=150, depth_weight=depth_weight)
-    data = load_scene(scene, max_long_side=options.max_long_side)
+    data = load_scene(scene, options.max_long_side)
+    depth = depth_targets(data, scene, error_scale_px=options.depth_error_scale_px)
     model = build_model(data, options, "cpu")
-    train(model, data, options)
+    train(model, data, depth, options)
     errors = []
     cam = data.camera
     for frame in data.manifest.split("test"):

@@ -11,7 +11,7 @@ import torch
 
 from nerf_worker.checkpoint import load_tensorf, save_tensorf
 from nerf_worker.model import TensorVM
-from nerf_worker.pipeline import NerfResult, train_tensorf
+from nerf_worker.pipeline import NerfMetrics, NerfResult, train_tensorf
 from nerf_worker.render import render_image
 from nerf_worker.schedule import GridSchedule
 from shared.artifacts import NERF_FLYTHROUGH_FILE, NERF_MODEL_FILE, REPORT_FILE
@@ -39,7 +39,8 @@ def test_heldout_psnr_rises_well_above_its_start_and_over_the_floor(trained: Ner
     assert report["heldout_psnr"] > PSNR_FLOOR_DB
     assert 0.0 < report["heldout_ssim"] <= 1.0
     assert report["iterations"] == 300 and report["device"] == "cpu"
-    assert report["grid_resolution"] == trained.metrics["grid_resolution"]
+    assert report["grid_resolution"] == trained.metrics.grid_resolution
+    assert NerfMetrics.model_validate(report) == trained.metrics  # the report is the metrics model, field for field
     assert report["depth_rays"] > 0 and report["seconds"] > 0
 
 
@@ -81,7 +82,7 @@ def test_model_file_loads_with_weights_only_and_reproduces_the_heldout_score(
             step_ratio=meta["options"]["render_step_ratio"],  # the step the stage scored with
         )
         scores.append(psnr(out.rgb, np.asarray(truth) / 255.0))
-    assert float(np.mean(scores)) == pytest.approx(trained.metrics["heldout_psnr"], abs=1e-3)
+    assert float(np.mean(scores)) == pytest.approx(trained.metrics.heldout_psnr, abs=1e-3)
 
 
 def test_model_file_round_trips_and_renders_the_same_image(tmp_path: Path) -> None:

@@ -1,64 +1,10 @@
-"""Loading a scene for training and starting Gaussians at its SfM points (gs_worker.data, gs_worker.init)."""
+"""Starting Gaussians at a scene's SfM points (gs_worker.init); the scene loader's tests are tests/shared/test_scene_loader.py."""
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import numpy as np
-import pytest
 
-from gs_worker.data import load_scene
 from gs_worker.init import SH_C0, init_splats, knn_distance
-from shared.errors import ErrorCode, StageError
-from shared.manifest import SCENE_FILE, SceneManifest, write_points_ply
-
-
-def test_frames_are_resized_to_the_long_side_with_the_camera_scaled_to_match(tiny_scene: Path) -> None:
-    data = load_scene(tiny_scene, max_long_side=32)
-    manifest = SceneManifest.load(tiny_scene)
-    assert (data.camera.width, data.camera.height) == (32, 18)
-    assert data.camera.fx == pytest.approx(manifest.camera.fx / 2)
-    assert data.camera.cx == pytest.approx(manifest.camera.cx / 2)
-    image = data.images[data.train_frames[0].file]
-    assert image.shape == (18, 32, 3) and image.dtype == np.float32
-    assert image.min() >= 0.0 and image.max() <= 1.0 and image.std() > 0.01
-    assert [f.split for f in data.test_frames] == ["test"] * 2
-    assert len(data.train_frames) == 14
-
-
-def test_images_are_never_scaled_up(tiny_scene: Path) -> None:
-    data = load_scene(tiny_scene, max_long_side=1000)
-    assert (data.camera.width, data.camera.height) == (64, 36)
-
-
-def test_a_directory_without_a_manifest_is_an_invalid_scene(tmp_path: Path) -> None:
-    with pytest.raises(StageError) as info:
-        load_scene(tmp_path, 64)
-    assert info.value.code == ErrorCode.INVALID_SCENE
-    assert "scene.json" in info.value.message
-
-
-def test_a_scene_without_sparse_points_is_an_invalid_scene(tiny_scene: Path, tmp_path: Path) -> None:
-    scene = tmp_path / "scene"
-    shutil.copytree(tiny_scene, scene)
-    write_points_ply(scene / "points.ply", np.zeros((0, 3)), np.zeros((0, 3), dtype=np.uint8))
-    with pytest.raises(StageError) as info:
-        load_scene(scene, 64)
-    assert info.value.code == ErrorCode.INVALID_SCENE
-    assert "sparse points" in info.value.message
-
-
-def test_a_missing_image_is_an_invalid_scene(tiny_scene: Path, tmp_path: Path) -> None:
-    scene = tmp_path / "scene"
-    shutil.copytree(tiny_scene, scene)
-    first = SceneManifest.load(scene).frames[3].file
-    (scene / first).unlink()
-    with pytest.raises(StageError) as info:
-        load_scene(scene, 64)
-    assert info.value.code == ErrorCode.INVALID_SCENE
-    assert Path(first).name in info.value.message
-    assert (scene / SCENE_FILE).exists()
 
 
 def test_gaussians_start_at_the_points_with_their_colours_and_neighbour_scales() -> None:
