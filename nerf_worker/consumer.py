@@ -5,8 +5,8 @@ Input ``sfm.tar``; artifacts ``tensorf.pt``, ``flythrough-nerf.mp4`` and ``repor
 
 from __future__ import annotations
 
-from shared.consumer import REPORT_FILE, TrainFn, WorkerSpec, training_device_class, training_handler
 from shared.settings import Device
+from shared.stage_handler import REPORT_FILE, TrainFn, WorkerSpec, training_device_class, training_handler
 
 #: Artifact name → file name in the stage's output folder.
 ARTIFACT_FILES = {

@@ -6,8 +6,8 @@ Input ``input`` (the uploaded video); artifacts ``sfm.tar`` (the scene folder, p
 
 from __future__ import annotations
 
-from shared.consumer import REPORT_FILE, StageJob, StageOutput, WorkerSpec, collect_outputs
 from shared.options import SfmOptions
+from shared.stage_handler import REPORT_FILE, StageJob, StageOutput, WorkerSpec, collect_outputs
 
 SCENE_ARCHIVE = "sfm.tar"
 

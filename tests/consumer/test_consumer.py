@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 
 from shared.broker import Delivery, MemoryBroker
-from shared.consumer import StageJob, StageOutput, Worker, WorkerSpec, start_workers
 from shared.errors import Cancelled, ErrorCode, StageError
 from shared.messages import StageRequest
+from shared.stage_handler import StageJob, StageOutput, WorkerSpec
 from shared.worker_client import WorkerClient
+from shared.worker_loop import Worker
+from shared.worker_process import start_workers
 from tests.consumer.worker_api_server import TOKEN, WorkerApiServer
 from tests.fixtures.capture import poor_capture_report
 

@@ -12,12 +12,13 @@ from gs_worker.consumer import make_spec as gs_spec
 from nerf_worker.consumer import make_spec as nerf_spec
 from sfm_worker.consumer import make_spec as sfm_spec
 from shared.broker import Delivery, MemoryBroker
-from shared.consumer import StageJob, Worker, training_handler
 from shared.errors import ErrorCode, StageError
 from shared.messages import StageRequest
 from shared.options import SplatOptions
+from shared.stage_handler import StageJob, training_handler
 from shared.worker_api import Lease
 from shared.worker_client import WorkerClient
+from shared.worker_loop import Worker
 from tests.consumer.worker_api_server import TOKEN, WorkerApiServer
 
 

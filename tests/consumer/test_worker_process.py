@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from shared.consumer import StageJob, StageOutput, Worker, WorkerSpec
 from shared.messages import StageRequest
+from shared.stage_handler import StageJob, StageOutput, WorkerSpec
 from shared.worker_client import WorkerClient
+from shared.worker_loop import Worker
 from tests.consumer.worker_api_server import TOKEN, WorkerApiServer
 
 WAIT_S = 20.0
@@ -24,7 +25,8 @@ WORKER_SCRIPT = """
 import sys, time
 from pathlib import Path
 from shared.broker.rabbitmq import RabbitMQBroker
-from shared.consumer import WorkerSpec, run_worker_process
+from shared.stage_handler import WorkerSpec
+from shared.worker_process import run_worker_process
 from shared.settings import Settings
 
 url, prefix, server_url, token, data_dir = sys.argv[1:6]

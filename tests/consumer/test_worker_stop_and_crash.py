@@ -36,7 +36,8 @@ WORKER_SCRIPT = """
 import sys, time
 from pathlib import Path
 from shared.broker.rabbitmq import RabbitMQBroker
-from shared.consumer import WorkerSpec, run_worker_process
+from shared.stage_handler import WorkerSpec
+from shared.worker_process import run_worker_process
 from shared.settings import Settings
 
 url, prefix, server_url, data_dir, kind, grace = sys.argv[1:7]

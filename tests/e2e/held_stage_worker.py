@@ -15,8 +15,9 @@ import sys
 import time
 from pathlib import Path
 
-from shared.consumer import REPORT_FILE, StageJob, StageOutput, WorkerSpec, run_worker_process
 from shared.settings import Settings
+from shared.stage_handler import REPORT_FILE, StageJob, StageOutput, WorkerSpec
+from shared.worker_process import run_worker_process
 
 GO_FILE_VARIABLE = "V2S_TEST_GO_FILE"
 
