@@ -21,9 +21,10 @@ import pytest
 from shared.broker import BrokerError, MemoryBroker
 from shared.messages import StageName, StageRequest
 from shared.settings import Settings
+from tests.conftest import import_or_skip
 
-pytest.importorskip("fastapi")
-pytest.importorskip("pymongo")
+import_or_skip("fastapi", "the 'server' extra")
+import_or_skip("pymongo", "the 'server' extra")
 
 WORKER_TOKEN = "worker-token-for-tests-0123456789"
 SIGNING_SECRET = "signing-secret-for-tests-0123456789"
