@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from gs_worker.consumer import make_spec
-from shared.consumer import worker_main
+from shared.worker_process import worker_main
 
 if __name__ == "__main__":
     sys.exit(worker_main(lambda settings: make_spec(settings.device)))

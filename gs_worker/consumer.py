@@ -7,8 +7,8 @@ the flythrough and ``report-gs.json``).
 from __future__ import annotations
 
 from shared.artifacts import SCENE_ARCHIVE, output_files
-from shared.consumer import TrainFn, WorkerSpec, training_device_class, training_handler
 from shared.settings import Device
+from shared.stage_handler import TrainFn, WorkerSpec, training_device_class, training_handler
 
 
 def _load_train_splats() -> TrainFn:

@@ -167,6 +167,15 @@ def _matching_options(options: SfmOptions):  # -> pycolmap.FeatureMatchingOption
     return matching
 
 
+def _verification_options(options: SfmOptions):  # -> pycolmap.TwoViewGeometryOptions
+    """Two-view geometric verification with the stage's seed: its RANSAC would otherwise seed itself at random."""
+    import pycolmap
+
+    verification = pycolmap.TwoViewGeometryOptions()
+    verification.ransac.random_seed = options.seed
+    return verification
+
+
 def _match(
     label: str,
     match: Callable[..., object],
@@ -198,6 +207,7 @@ def _match(
             database,
             matching_options=_matching_options(options),
             pairing_options=pairing,
+            verification_options=_verification_options(options),
             device=pycolmap.Device.auto,
             cancellation_token=token,
         ),

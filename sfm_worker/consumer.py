@@ -7,8 +7,8 @@ Input ``input`` (the uploaded video); artifacts ``sfm.tar`` (the scene folder, p
 from __future__ import annotations
 
 from shared.artifacts import SCENE_ARCHIVE, output_files
-from shared.consumer import StageJob, StageOutput, WorkerSpec, collect_outputs
 from shared.options import SfmOptions
+from shared.stage_handler import StageJob, StageOutput, WorkerSpec, collect_outputs
 
 
 def handle(job: StageJob) -> StageOutput:

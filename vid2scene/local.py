@@ -29,7 +29,8 @@ from vid2scene.embedded_mongo import EmbeddedMongo, free_port
 
 if TYPE_CHECKING:
     from shared.broker import Broker
-    from shared.consumer import WorkerPool, WorkerSpec
+    from shared.stage_handler import WorkerSpec
+    from shared.worker_process import WorkerPool
 
 #: The environment variable that replaces the embedded SecantusDB with a MongoDB server of your own.
 MONGO_URL_ENV = "VID2SCENE_MONGO_URL"
@@ -163,7 +164,7 @@ class LocalStack:
             time.sleep(0.05)
 
     def _start_workers(self) -> None:
-        from shared.consumer import start_workers
+        from shared.worker_process import start_workers
 
         assert self.settings is not None and self._broker is not None
         specs = [worker_spec(stage, self.device) for stage in self.stages]

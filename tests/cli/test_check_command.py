@@ -10,9 +10,10 @@ import pytest
 
 from shared.synthetic_scene import intrinsics, orbit_cam_from_world, render_view
 from shared.video import encode_h264
+from tests.conftest import import_or_skip
 from vid2scene.cli import main
 
-pytest.importorskip("cv2")
+import_or_skip("cv2", "the 'sfm' extra (opencv-python-headless)")
 
 WIDTH, HEIGHT = 160, 90
 

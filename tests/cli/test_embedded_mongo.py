@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import skip_or_fail
 from vid2scene.embedded_mongo import EmbeddedMongo, secantus_available
 
 
 def test_embedded_secantus_stores_documents_across_a_restart(tmp_path: Path) -> None:
     if not secantus_available():
-        pytest.skip("the 'local' extra (secantusdb) is not installed")
+        skip_or_fail("the 'local' extra (secantusdb) is not installed")
     import pymongo
 
     with EmbeddedMongo(tmp_path / "db", log_path=tmp_path / "db.log") as mongo:
@@ -25,7 +26,7 @@ def test_embedded_secantus_stores_documents_across_a_restart(tmp_path: Path) -> 
 
 def test_stopped_embedded_secantus_no_longer_answers(tmp_path: Path) -> None:
     if not secantus_available():
-        pytest.skip("the 'local' extra (secantusdb) is not installed")
+        skip_or_fail("the 'local' extra (secantusdb) is not installed")
     import pymongo
 
     mongo = EmbeddedMongo(":memory:")

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import skip_or_fail
 from vid2scene.embedded_mongo import secantus_available
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -26,7 +27,7 @@ def _children(pid: int) -> set[int]:
 
 def test_serve_prints_a_working_url_and_stops_with_its_database_on_sigterm(tmp_path: Path) -> None:
     if not secantus_available():
-        pytest.skip("the 'local' extra (secantusdb) is not installed")
+        skip_or_fail("the 'local' extra (secantusdb) is not installed")
     process = subprocess.Popen(
         [sys.executable, "-m", "vid2scene", "serve", "--port", "0", "--data-dir", str(tmp_path / "data")],
         cwd=REPO_ROOT,

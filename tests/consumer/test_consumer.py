@@ -1,58 +1,55 @@
-"""The consumer loop against a real HTTP worker-API server and the in-process broker."""
+"""The consumer loop against the real web server (served over HTTP) and the in-process broker.
+
+Every test submits a real job: the server publishes the ``sfm`` request, a worker consumes it, and
+the assertions read the job document the server keeps (stage status, attempt, lease, error,
+artifacts), so a worker call the server refused or never received shows up as a wrong state.
+"""
 
 from __future__ import annotations
 
-import hashlib
+import socket
 import threading
 import time
-from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from shared.broker import Delivery, MemoryBroker
-from shared.consumer import StageJob, StageOutput, Worker, WorkerSpec, start_workers
 from shared.errors import Cancelled, ErrorCode, StageError
 from shared.messages import StageRequest
+from shared.stage_handler import StageHandler, StageJob, StageOutput, WorkerSpec
+from shared.worker_api import ClaimRequest
 from shared.worker_client import WorkerClient
-from tests.consumer.worker_api_server import TOKEN, WorkerApiServer
+from shared.worker_loop import Worker
+from shared.worker_process import start_workers
+from tests.consumer.conftest import HEARTBEAT_S, TOKEN, LiveApi
 from tests.fixtures.capture import poor_capture_report
+from web_server.store import utcnow
 
-WAIT_S = 15.0
-VIDEO = b"not really a video, but bytes to fetch" * 100
+WAIT_S = 30.0
 
 
 class RecordingDelivery(Delivery):
-    """A delivery that writes how it was settled into the server's event log (shared ordering)."""
+    """A delivery of ``request`` that records how it was settled and the stage's stored status at that moment."""
 
-    def __init__(self, api: WorkerApiServer, body: bytes, *, redelivered: bool = False) -> None:
-        super().__init__("sfm", body, "m-1", redelivered)
+    def __init__(self, api: LiveApi, request: StageRequest, *, redelivered: bool = False) -> None:
+        super().__init__(request.stage, request.to_bytes(), request.message_id, redelivered)
         self._api = api
+        self._request = request
+        self.outcomes: list[tuple[str, str]] = []
 
-    def _log(self, what: str) -> None:
-        with self._api.lock:
-            self._api.events.append(what)
+    def _record(self, how: str) -> None:
+        self.outcomes.append((how, self._api.stage(self._request.job_id, self._request.stage).status))
 
     def _ack(self) -> None:
-        self._log("ack")
+        self._record("ack")
 
     def _requeue(self) -> None:
-        self._log("requeue")
+        self._record("requeue")
 
     def _dead_letter(self) -> None:
-        self._log("dead-letter")
-
-
-@pytest.fixture
-def api() -> Iterator[WorkerApiServer]:
-    server = WorkerApiServer(heartbeat_s=0.2).start()
-    server.inputs[("job-1", "input")] = VIDEO
-    yield server
-    server.stop()
-
-
-def request(job_id: str = "job-1", attempt: int = 1) -> StageRequest:
-    return StageRequest(job_id=job_id, stage="sfm", attempt=attempt)
+        self._record("dead-letter")
 
 
 def copying_handler(job: StageJob) -> StageOutput:
@@ -69,65 +66,81 @@ def copying_handler(job: StageJob) -> StageOutput:
     )
 
 
-def make_worker(api: WorkerApiServer, tmp_path: Path, handler=copying_handler, **client_kw) -> Worker:  # type: ignore[no-untyped-def]
-    client = WorkerClient(api.url, TOKEN, **client_kw)
+def make_worker(
+    url: str,
+    tmp_path: Path,
+    handler: StageHandler = copying_handler,
+    *,
+    worker_id: str = "test-worker",
+    **client_kw: float,
+) -> Worker:
+    """A worker of the ``sfm`` stage talking to ``url`` (its broker is never consumed: tests call ``handle``)."""
     return Worker(
         WorkerSpec(stage="sfm", inputs=("input",), handler=handler),
         MemoryBroker(),
-        client,
-        worker_id="test-worker",
+        WorkerClient(url, TOKEN, **client_kw),
+        worker_id=worker_id,
         scratch_root=tmp_path / "scratch",
+        heartbeat_s=HEARTBEAT_S,
     )
 
 
-def test_successful_stage_uploads_its_artifacts_reports_and_acks(api: WorkerApiServer, tmp_path: Path) -> None:
-    broker = MemoryBroker()
-    broker.declare()
-    broker.publish("sfm", request().to_bytes(), message_id="m-1")
+def wait_for(condition: object, timeout_s: float = WAIT_S) -> None:
+    """Poll ``condition()`` until it is true; fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_successful_stage_uploads_its_artifacts_reports_and_acks(live_api: LiveApi, tmp_path: Path) -> None:
+    job_id = live_api.submit()
     spec = WorkerSpec(stage="sfm", inputs=("input",), handler=copying_handler)
-    pool = start_workers([spec], broker, api.url, TOKEN, tmp_path / "scratch")
+    pool = start_workers([spec], live_api.broker, live_api.url, TOKEN, tmp_path / "scratch", heartbeat_s=HEARTBEAT_S)
     try:
-        deadline = time.monotonic() + WAIT_S
-        while not api.stage("job-1", "sfm").results and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: live_api.stage(job_id, "sfm").status == "succeeded")
     finally:
         pool.stop()
-    state = api.stage("job-1", "sfm")
-    assert [r.status for r in state.results] == ["succeeded"]
-    result = state.results[0]
-    assert result.artifacts == ["sfm.tar", "report-sfm.json"]
-    assert result.metrics["frames_registered"] == 42
-    assert state.artifacts["sfm.tar"] == VIDEO[::-1]
-    assert (
-        hashlib.sha256(state.artifacts["report-sfm.json"]).hexdigest()
-        == hashlib.sha256(b'{"frames_registered": 42}').hexdigest()
-    )
-    assert state.claims[0].worker_id.endswith(":sfm-0") and state.claims[0].redelivered is False
-    assert broker.message_count("sfm") == 0 and broker.drain_dead_letters("sfm") == []
+    sfm = live_api.stage(job_id, "sfm")
+    assert [a.name for a in sfm.artifacts] == ["sfm.tar", "report-sfm.json"]
+    assert sfm.metrics["frames_registered"] == 42 and sfm.metrics["worker_seconds"] > 0
+    assert sfm.attempt == 1 and sfm.worker_id is not None and sfm.worker_id.endswith(":sfm-0")
+    assert (sfm.message, sfm.progress) == ("done", 1.0)
+    assert live_api.artifact(job_id, "sfm.tar") == live_api.video[::-1]  # the fetched input, reversed
+    assert live_api.artifact(job_id, "report-sfm.json") == b'{"frames_registered": 42}'
+    assert live_api.stage(job_id, "gs").status == "queued"  # the server moved the job on
+    assert live_api.broker.message_count("sfm") == 0 and live_api.broker.drain_dead_letters("sfm") == []
     assert list((tmp_path / "scratch" / "sfm").iterdir()) == []  # the job's scratch folder is gone
     assert pool.errors == []
 
 
-def test_result_is_accepted_by_the_server_before_the_message_is_acked(api: WorkerApiServer, tmp_path: Path) -> None:
-    worker = make_worker(api, tmp_path)
-    worker.handle(RecordingDelivery(api, request().to_bytes()))
-    assert api.events == ["claim 1", "artifact sfm.tar", "artifact report-sfm.json", "result succeeded", "ack"]
+def test_result_is_recorded_by_the_server_before_the_message_is_acked(live_api: LiveApi, tmp_path: Path) -> None:
+    job_id = live_api.submit()
+    delivery = RecordingDelivery(live_api, live_api.request(job_id, "sfm"))
+    make_worker(live_api.url, tmp_path).handle(delivery)
+    assert delivery.outcomes == [("ack", "succeeded")]
 
 
-def test_stale_lease_on_claim_is_acked_and_dropped_without_running_the_stage(
-    api: WorkerApiServer, tmp_path: Path
+def test_redelivered_message_of_a_stage_a_live_worker_holds_is_acked_and_dropped_without_running(
+    live_api: LiveApi, tmp_path: Path
 ) -> None:
-    api.stage("job-1", "sfm").refuse_claims = "STALE_LEASE"
+    job_id = live_api.submit()
+    request = live_api.request(job_id, "sfm")
+    with WorkerClient(live_api.url, TOKEN) as holder:
+        claim = ClaimRequest(message_id=request.message_id, attempt=1, worker_id="holder")
+        lease = holder.claim(job_id, "sfm", claim)
     ran = threading.Event()
 
     def handler(job: StageJob) -> StageOutput:
         ran.set()
         return copying_handler(job)
 
-    make_worker(api, tmp_path, handler).handle(RecordingDelivery(api, request().to_bytes(), redelivered=True))
-    assert api.events == ["claim refused STALE_LEASE", "ack"]
-    assert api.stage("job-1", "sfm").claims[0].redelivered is True
+    delivery = RecordingDelivery(live_api, request, redelivered=True)
+    make_worker(live_api.url, tmp_path, handler).handle(delivery)
+    assert delivery.outcomes == [("ack", "running")]
     assert not ran.is_set()
+    sfm = live_api.stage(job_id, "sfm")
+    assert (sfm.worker_id, sfm.lease_id, sfm.attempt) == ("holder", lease.lease_id, 1)  # untouched
 
 
 @pytest.mark.parametrize(
@@ -143,29 +156,41 @@ def test_stale_lease_on_claim_is_acked_and_dropped_without_running_the_stage(
     ],
 )
 def test_failed_stage_is_reported_with_its_code_and_retryability_then_acked(
-    api: WorkerApiServer, tmp_path: Path, error: Exception, code: str, retryable: bool
+    live_api: LiveApi, tmp_path: Path, error: Exception, code: str, retryable: bool
 ) -> None:
     def failing(job: StageJob) -> StageOutput:
         job.out_dir.mkdir()
         (job.out_dir / "partial.bin").write_bytes(b"half done")
         raise error
 
-    make_worker(api, tmp_path, failing).handle(RecordingDelivery(api, request().to_bytes()))
-    result = api.stage("job-1", "sfm").results[0]
-    assert result.status == "failed" and result.error is not None
-    assert (result.error.code, result.error.retryable) == (code, retryable)
-    assert str(error) in result.error.message
-    assert api.events[-2:] == ["result failed", "ack"]
+    job_id = live_api.submit()
+    delivery = RecordingDelivery(live_api, live_api.request(job_id, "sfm"))
+    make_worker(live_api.url, tmp_path, failing).handle(delivery)
+    sfm = live_api.stage(job_id, "sfm")
+    if retryable:  # the server queues the next attempt and publishes its request
+        assert delivery.outcomes == [("ack", "queued")]
+        recorded = sfm.last_error
+        assert live_api.request(job_id, "sfm").attempt == 2
+    else:
+        assert delivery.outcomes == [("ack", "failed")]
+        recorded = sfm.error
+        assert live_api.job(job_id).status == "failed"
+    assert recorded is not None and (recorded.code, recorded.retryable) == (code, retryable)
+    assert str(error) in recorded.message
     assert list((tmp_path / "scratch").iterdir()) == []
 
 
-def test_cancellation_seen_by_a_heartbeat_stops_the_handler_and_is_reported(
-    api: WorkerApiServer, tmp_path: Path
+def test_cancellation_seen_by_a_heartbeat_stops_the_handler_and_the_message_is_acked(
+    live_api: LiveApi, tmp_path: Path
 ) -> None:
-    api.stage("job-1", "sfm").cancel_after_heartbeats = 2
+    job_id = live_api.submit()
     stopped_by: list[BaseException] = []
+    cancelled_at: list[float] = []
 
     def endless(job: StageJob) -> StageOutput:
+        job.on_progress(0.1, "training")
+        live_api.cancel(job_id)  # the user cancels while the stage runs
+        cancelled_at.append(time.monotonic())
         deadline = time.monotonic() + WAIT_S
         try:
             while time.monotonic() < deadline:
@@ -176,53 +201,68 @@ def test_cancellation_seen_by_a_heartbeat_stops_the_handler_and_is_reported(
             raise
         raise AssertionError("the handler was never cancelled")
 
-    started = time.monotonic()
-    make_worker(api, tmp_path, endless).handle(RecordingDelivery(api, request().to_bytes()))
-    assert time.monotonic() - started < 3.0
+    delivery = RecordingDelivery(live_api, live_api.request(job_id, "sfm"))
+    make_worker(live_api.url, tmp_path, endless).handle(delivery)
     assert len(stopped_by) == 1
-    result = api.stage("job-1", "sfm").results[0]
-    assert result.error is not None and (result.error.code, result.error.retryable) == ("CANCELLED", False)
-    assert "training" in [beat.message for beat in api.stage("job-1", "sfm").heartbeats]
-    assert api.events[-1] == "ack"
+    assert time.monotonic() - cancelled_at[0] < 10.0  # at the next heartbeat (every 0.2 s)
+    assert delivery.outcomes == [("ack", "cancelled")]
+    sfm = live_api.stage(job_id, "sfm")
+    assert sfm.error is not None and (sfm.error.code, sfm.error.retryable) == ("CANCELLED", False)
+    assert live_api.job(job_id).status == "cancelled"
+    assert list((tmp_path / "scratch").iterdir()) == []
 
 
-def test_lease_lost_at_a_heartbeat_stops_the_handler_and_drops_the_message_unreported(
-    api: WorkerApiServer, tmp_path: Path
+def test_lease_taken_over_by_another_worker_stops_the_handler_and_drops_the_message_unreported(
+    live_api: LiveApi, tmp_path: Path
 ) -> None:
-    api.stage("job-1", "sfm").revoke_after_heartbeats = 1
+    """The reaper expires the lease; another worker claims the retry; the first learns it at its heartbeat."""
+    job_id = live_api.submit()
+    first = live_api.request(job_id, "sfm")
+    taken_over: list[str] = []
+
+    def take_over() -> None:
+        lease_s = live_api.server.settings.lease_s
+        report = live_api.server.orchestrator.reap(utcnow() + timedelta(seconds=lease_s + 1))
+        assert report.requeued == [job_id]
+        retry = live_api.request(job_id, "sfm")
+        assert retry.attempt == 2
+        with WorkerClient(live_api.url, TOKEN) as other:
+            claim = ClaimRequest(message_id=retry.message_id, attempt=retry.attempt, worker_id="other-worker")
+            taken_over.append(other.claim(job_id, "sfm", claim).lease_id)
 
     def endless(job: StageJob) -> StageOutput:
+        take_over()
         deadline = time.monotonic() + WAIT_S
         while time.monotonic() < deadline:
             job.on_progress(0.1, "working")
             time.sleep(0.02)
         raise AssertionError("the handler never noticed the lost lease")
 
-    make_worker(api, tmp_path, endless).handle(RecordingDelivery(api, request().to_bytes()))
-    assert api.events == ["claim 1", "heartbeat refused", "ack"]
-    assert api.stage("job-1", "sfm").results == []
+    delivery = RecordingDelivery(live_api, first)
+    make_worker(live_api.url, tmp_path, endless).handle(delivery)
+    assert delivery.outcomes == [("ack", "running")]  # dropped: the stage runs on the other worker
+    sfm = live_api.stage(job_id, "sfm")
+    assert (sfm.status, sfm.worker_id, sfm.lease_id, sfm.attempt) == ("running", "other-worker", taken_over[0], 2)
+    assert sfm.last_error is not None and sfm.last_error.code == "WORKER_LOST"
+    assert sfm.error is None and sfm.metrics == {}  # the first worker reported nothing
     assert list((tmp_path / "scratch").iterdir()) == []
 
 
-def test_poison_message_is_dead_lettered_and_the_worker_keeps_serving(api: WorkerApiServer, tmp_path: Path) -> None:
-    broker = MemoryBroker()
-    broker.declare()
-    broker.publish("sfm", b"{not json", message_id="poison")
-    broker.publish("sfm", b'{"job_id": "job-1", "stage": "sfm"}', message_id="no-attempt")
-    broker.publish("sfm", request().to_bytes(), message_id="good")
+def test_poison_message_is_dead_lettered_and_the_worker_keeps_serving(live_api: LiveApi, tmp_path: Path) -> None:
+    publish = MemoryBroker.publish  # past the recording broker, which parses what it records
+    publish(live_api.broker, "sfm", b"{not json", message_id="poison")
+    publish(live_api.broker, "sfm", b'{"job_id": "job-1", "stage": "sfm"}', message_id="no-attempt")
+    job_id = live_api.submit()
     spec = WorkerSpec(stage="sfm", inputs=("input",), handler=copying_handler)
-    with start_workers([spec], broker, api.url, TOKEN, tmp_path / "scratch"):
-        deadline = time.monotonic() + WAIT_S
-        while not api.stage("job-1", "sfm").results and time.monotonic() < deadline:
-            time.sleep(0.05)
-    assert [r.status for r in api.stage("job-1", "sfm").results] == ["succeeded"]
-    assert broker.drain_dead_letters("sfm") == [b"{not json", b'{"job_id": "job-1", "stage": "sfm"}']
+    with start_workers([spec], live_api.broker, live_api.url, TOKEN, tmp_path / "scratch", heartbeat_s=HEARTBEAT_S):
+        wait_for(lambda: live_api.stage(job_id, "sfm").status == "succeeded")
+    assert live_api.broker.drain_dead_letters("sfm") == [b"{not json", b'{"job_id": "job-1", "stage": "sfm"}']
 
 
-def test_stopping_the_worker_mid_stage_gives_the_message_back_unreported(api: WorkerApiServer, tmp_path: Path) -> None:
-    broker = MemoryBroker()
-    broker.declare()
-    broker.publish("sfm", request().to_bytes(), message_id="m-1")
+def test_stopping_the_worker_mid_stage_releases_the_lease_and_gives_the_message_back(
+    live_api: LiveApi, tmp_path: Path
+) -> None:
+    job_id = live_api.submit()
     running = threading.Event()
 
     def endless(job: StageJob) -> StageOutput:
@@ -231,51 +271,67 @@ def test_stopping_the_worker_mid_stage_gives_the_message_back_unreported(api: Wo
             job.on_progress(0.2, "working")
             time.sleep(0.02)
 
-    pool = start_workers([WorkerSpec("sfm", ("input",), endless)], broker, api.url, TOKEN, tmp_path / "scratch")
+    spec = WorkerSpec("sfm", ("input",), endless)
+    pool = start_workers([spec], live_api.broker, live_api.url, TOKEN, tmp_path / "scratch", heartbeat_s=HEARTBEAT_S)
     assert running.wait(WAIT_S)
     pool.stop(timeout_s=WAIT_S)
-    assert api.stage("job-1", "sfm").results == []
-    assert broker.message_count("sfm") == 1  # requeued; the next claim says redelivered=True
+    sfm = live_api.stage(job_id, "sfm")
+    assert (sfm.status, sfm.attempt, sfm.lease_id) == ("queued", 0, None)  # the grant was returned
+    assert sfm.error is None and sfm.last_error is None
+    assert live_api.broker.message_count("sfm") == 1  # requeued; the next claim says redelivered=True
     assert list((tmp_path / "scratch" / "sfm").iterdir()) == []
 
 
-def test_unreachable_server_at_claim_gives_the_message_back(api: WorkerApiServer, tmp_path: Path) -> None:
-    api.stop()
-    worker = make_worker(api, tmp_path, retry_for_s=0.5)
-    worker.handle(RecordingDelivery(api, request().to_bytes()))
-    assert api.events == ["requeue"]
+def test_unreachable_server_at_claim_gives_the_message_back(live_api: LiveApi, tmp_path: Path) -> None:
+    job_id = live_api.submit()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"  # bound, never listening: connections are refused
+        delivery = RecordingDelivery(live_api, live_api.request(job_id, "sfm"))
+        make_worker(closed, tmp_path, retry_for_s=0.5).handle(delivery)
+    assert delivery.outcomes == [("requeue", "queued")]
 
 
-def test_refused_upload_is_reported_as_a_retryable_internal_failure(api: WorkerApiServer, tmp_path: Path) -> None:
-    api.stage("job-1", "sfm").corrupt_uploads = True
-    make_worker(api, tmp_path).handle(RecordingDelivery(api, request().to_bytes()))
-    result = api.stage("job-1", "sfm").results[0]
-    assert result.error is not None and (result.error.code, result.error.retryable) == ("INTERNAL", True)
-    assert "DIGEST_MISMATCH" in result.error.message
-    assert api.events[-2:] == ["result failed", "ack"]
+def test_upload_the_server_refuses_is_reported_as_a_retryable_internal_failure(
+    live_api: LiveApi, tmp_path: Path
+) -> None:
+    def wrong_name(job: StageJob) -> StageOutput:
+        job.out_dir.mkdir()
+        (job.out_dir / "scene.ply").write_bytes(b"ply")
+        return StageOutput(artifacts={"scene.ply": job.out_dir / "scene.ply"})  # a gs artifact, not sfm's
+
+    job_id = live_api.submit()
+    delivery = RecordingDelivery(live_api, live_api.request(job_id, "sfm"))
+    make_worker(live_api.url, tmp_path, wrong_name).handle(delivery)
+    sfm = live_api.stage(job_id, "sfm")
+    assert delivery.outcomes == [("ack", "queued")]
+    assert sfm.last_error is not None and (sfm.last_error.code, sfm.last_error.retryable) == ("INTERNAL", True)
+    assert "422 INVALID_ARTIFACT_NAME" in sfm.last_error.message
 
 
-def test_capture_report_goes_out_in_a_heartbeat_at_once_and_before_the_result(tmp_path: Path) -> None:
-    api = WorkerApiServer(heartbeat_s=60.0).start()  # no periodic heartbeat during the test
-    api.inputs[("job-1", "input")] = VIDEO
+def test_capture_report_goes_out_in_a_heartbeat_at_once_and_before_the_result(
+    live_api_factory: object, tmp_path: Path
+) -> None:
+    api: LiveApi = live_api_factory(heartbeat_s=60.0)  # type: ignore[operator]  # no periodic heartbeat in the test
+    job_id = api.submit()
     report = poor_capture_report()
-
-    sent_while_running: list[bool] = []
+    stored_while_running: list[bool] = []
 
     def judged_poor(job: StageJob) -> StageOutput:
         job.on_capture(report)
         deadline = time.monotonic() + WAIT_S
-        while "heartbeat capture poor" not in api.events and time.monotonic() < deadline:
-            time.sleep(0.01)
-        sent_while_running.append("heartbeat capture poor" in api.events)
+        while api.job(job_id).capture is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        stored_while_running.append(api.job(job_id).capture is not None)
         raise StageError(ErrorCode.POOR_CAPTURE, "The capture check judged this video poor.")
 
-    try:
-        make_worker(api, tmp_path, judged_poor).handle(RecordingDelivery(api, request().to_bytes()))
-    finally:
-        api.stop()
-    assert sent_while_running == [True]  # not held back until the next period
-    assert api.events == ["claim 1", "heartbeat capture poor", "result failed", "ack"]
-    (beat,) = api.stage("job-1", "sfm").heartbeats
-    assert beat.capture == report
-    assert api.stage("job-1", "sfm").results[0].error.code == "POOR_CAPTURE"
+    worker = make_worker(api.url, tmp_path, judged_poor)
+    worker.heartbeat_s = None  # the lease's 20 s period applies
+    delivery = RecordingDelivery(api, api.request(job_id, "sfm"))
+    worker.handle(delivery)
+    assert stored_while_running == [True]  # not held back until the next period
+    assert delivery.outcomes == [("ack", "failed")]
+    job = api.job(job_id)
+    assert job.capture == report.model_dump(mode="json")
+    error = job.stages["sfm"].error
+    assert error is not None and error.code == "POOR_CAPTURE"

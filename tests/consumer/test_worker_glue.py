@@ -1,7 +1,9 @@
-"""The workers' glue: each spec's stage and inputs, and the nerf worker's handler through the whole loop."""
+"""The workers' glue: each spec's stage and inputs, and the nerf worker's handler through the whole loop
+(against the real web server)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,13 +14,15 @@ from gs_worker.consumer import make_spec as gs_spec
 from nerf_worker.consumer import make_spec as nerf_spec
 from sfm_worker.consumer import make_spec as sfm_spec
 from shared.broker import Delivery, MemoryBroker
-from shared.consumer import StageJob, Worker, training_handler
 from shared.errors import ErrorCode, StageError
 from shared.messages import StageRequest
 from shared.options import SplatOptions
+from shared.stage_handler import StageJob, training_handler
 from shared.worker_api import Lease
 from shared.worker_client import WorkerClient
-from tests.consumer.worker_api_server import TOKEN, WorkerApiServer
+from shared.worker_loop import Worker
+from tests.consumer.conftest import TOKEN, LiveApi
+from tests.web_server.conftest import FakeWorker
 
 
 class _Acks(Delivery):
@@ -53,7 +57,9 @@ def scene_archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[bytes]:
 
 
 @pytest.mark.slow
-def test_nerf_worker_trains_from_sfm_tar_and_uploads_its_three_artifacts(scene_archive: bytes, tmp_path: Path) -> None:
+def test_nerf_worker_trains_from_sfm_tar_and_uploads_its_three_artifacts(
+    live_api: LiveApi, scene_archive: bytes, tmp_path: Path
+) -> None:
     tiny = {
         "device": "auto",  # the worker's device setting ("cpu") replaces it
         "iterations": 20,
@@ -64,29 +70,27 @@ def test_nerf_worker_trains_from_sfm_tar_and_uploads_its_three_artifacts(scene_a
         "n_voxels_final": 12**3,
         "density_components": 2,
         "appearance_components": 4,
-        "upsample_at": (0.5,),
-        "alpha_mask_at": (),
+        "upsample_at": [0.5],
+        "alpha_mask_at": [],
         "flythrough_seconds": 0.5,
         "flythrough_fps": 4,
         "flythrough_long_side": 32,
         "render_chunk": 1024,
     }
-    api = WorkerApiServer(options=tiny).start()
-    api.inputs[("job-1", "sfm.tar")] = scene_archive
-    try:
-        with WorkerClient(api.url, TOKEN) as client:
-            worker = Worker(nerf_spec("cpu"), MemoryBroker(), client, worker_id="w", scratch_root=tmp_path / "s")
-            delivery = _Acks(StageRequest(job_id="job-1", stage="nerf", attempt=1).to_bytes())
-            worker.handle(delivery)
-    finally:
-        api.stop()
-    state = api.stage("job-1", "nerf")
+    job_id = live_api.submit(methods="nerf", options=json.dumps({"nerf": tiny}))
+    sfm_files = {"sfm.tar": scene_archive, "report-sfm.json": b"{}"}
+    FakeWorker(live_api.server).run_stage(live_api.request(job_id, "sfm"), sfm_files)
+    with WorkerClient(live_api.url, TOKEN) as client:
+        worker = Worker(nerf_spec("cpu"), MemoryBroker(), client, worker_id="w", scratch_root=tmp_path / "s")
+        delivery = _Acks(live_api.request(job_id, "nerf").to_bytes())
+        worker.handle(delivery)
     assert delivery.how == ["ack"]
-    result = state.results[0]
-    assert result.status == "succeeded", result.error
-    assert sorted(result.artifacts) == ["flythrough-nerf.mp4", "report-nerf.json", "tensorf.pt"]
-    assert state.artifacts["flythrough-nerf.mp4"][4:8] == b"ftyp"  # an MP4 container
-    assert result.metrics.get("worker_seconds", 0) > 0
+    nerf = live_api.stage(job_id, "nerf")
+    assert nerf.status == "succeeded", nerf.last_error
+    assert sorted(a.name for a in nerf.artifacts) == ["flythrough-nerf.mp4", "report-nerf.json", "tensorf.pt"]
+    assert live_api.artifact(job_id, "flythrough-nerf.mp4")[4:8] == b"ftyp"  # an MP4 container
+    assert nerf.metrics.get("worker_seconds", 0) > 0
+    assert live_api.job(job_id).status == "succeeded"
     assert list((tmp_path / "s").iterdir()) == []
 
 

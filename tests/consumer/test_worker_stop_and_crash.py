@@ -6,6 +6,9 @@
   runs out, and the broker requeues the message.
 - SIGKILL mid-stage leaves a scratch folder; the next worker process started on the same data dir
   removes it before it serves.
+
+The worker processes talk to the real web server (``live_api``), which publishes to the in-process
+broker; the tests forward its request to RabbitMQ, where the processes consume it.
 """
 
 from __future__ import annotations
@@ -16,13 +19,14 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from shared.messages import StageRequest
-from tests.consumer.worker_api_server import TOKEN, WorkerApiServer
+from tests.consumer.conftest import TOKEN, LiveApi
+from web_server.store import utcnow
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,7 +40,8 @@ WORKER_SCRIPT = """
 import sys, time
 from pathlib import Path
 from shared.broker.rabbitmq import RabbitMQBroker
-from shared.consumer import WorkerSpec, run_worker_process
+from shared.stage_handler import WorkerSpec
+from shared.worker_process import run_worker_process
 from shared.settings import Settings
 
 url, prefix, server_url, data_dir, kind, grace = sys.argv[1:7]
@@ -59,26 +64,19 @@ sys.exit(run_worker_process(WorkerSpec("sfm", ("input",), stage), settings, brok
 """
 
 
-@pytest.fixture
-def api() -> Iterator[WorkerApiServer]:
-    server = WorkerApiServer(heartbeat_s=0.2).start()
-    server.inputs[("job-1", "input")] = b"video bytes"
-    yield server
-    server.stop()
-
-
 def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-def _publish_one(rabbitmq_url: str, prefix: str) -> object:
+def _publish_one(rabbitmq_url: str, prefix: str, request: StageRequest | None = None) -> object:
+    """A RabbitMQ broker holding ``request`` (default: one for a job no server knows) in the sfm queue."""
     from shared.broker.rabbitmq import RabbitMQBroker
 
     broker = RabbitMQBroker(rabbitmq_url, prefix=prefix)
     broker.declare()
-    request = StageRequest(job_id="job-1", stage="sfm", attempt=1)
+    request = request or StageRequest(job_id="job-1", stage="sfm", attempt=1)
     broker.publish("sfm", request.to_bytes(), message_id=request.message_id)
     return broker
 
@@ -153,12 +151,13 @@ def test_sigterm_while_the_server_is_unreachable_exits_within_the_grace_period_a
 
 
 def test_sigterm_while_a_stage_never_reaches_a_progress_call_exits_when_the_grace_period_ends(
-    api: WorkerApiServer, rabbitmq_url: str, rabbitmq_prefix: str, tmp_path: Path
+    live_api: LiveApi, rabbitmq_url: str, rabbitmq_prefix: str, tmp_path: Path
 ) -> None:
-    broker = _publish_one(rabbitmq_url, rabbitmq_prefix)
+    job_id = live_api.submit()
+    broker = _publish_one(rabbitmq_url, rabbitmq_prefix, live_api.request(job_id, "sfm"))
     grace_s = 2.0
     child = _start_script(
-        [rabbitmq_url, rabbitmq_prefix, api.url, str(tmp_path / "data"), "stuck", str(grace_s), TOKEN]
+        [rabbitmq_url, rabbitmq_prefix, live_api.url, str(tmp_path / "data"), "stuck", str(grace_s), TOKEN]
     )
     assert child.stdout is not None
     assert child.stdout.readline().strip() == "running"
@@ -166,7 +165,9 @@ def test_sigterm_while_a_stage_never_reaches_a_progress_call_exits_when_the_grac
     assert code == 1  # abandoned when the grace period ran out
     assert grace_s <= took < grace_s + 5
     assert _wait_for_count(broker, 1) == 1  # the broker took the unacknowledged message back
-    assert api.stage("job-1", "sfm").results == []
+    sfm = live_api.stage(job_id, "sfm")
+    assert (sfm.status, sfm.attempt) == ("running", 1)  # abandoned: the lease runs out, nothing was reported
+    assert sfm.error is None and sfm.last_error is None
     broker.close()  # type: ignore[attr-defined]
 
 
@@ -175,12 +176,13 @@ def _tree_bytes(root: Path) -> int:
 
 
 def test_scratch_left_by_a_worker_killed_mid_stage_is_removed_by_the_next_worker_process(
-    api: WorkerApiServer, rabbitmq_url: str, rabbitmq_prefix: str, tmp_path: Path
+    live_api: LiveApi, rabbitmq_url: str, rabbitmq_prefix: str, tmp_path: Path
 ) -> None:
-    broker = _publish_one(rabbitmq_url, rabbitmq_prefix)
+    job_id = live_api.submit()
+    broker = _publish_one(rabbitmq_url, rabbitmq_prefix, live_api.request(job_id, "sfm"))
     data = tmp_path / "data"
     scratch = data / "scratch" / "sfm"
-    args = [rabbitmq_url, rabbitmq_prefix, api.url, str(data), "writer", "5", TOKEN]
+    args = [rabbitmq_url, rabbitmq_prefix, live_api.url, str(data), "writer", "5", TOKEN]
     first = _start_script(args)
     assert first.stdout is not None
     assert first.stdout.readline().strip() == "running"
@@ -189,6 +191,10 @@ def test_scratch_left_by_a_worker_killed_mid_stage_is_removed_by_the_next_worker
     first.send_signal(signal.SIGKILL)
     first.wait(30)
     assert old_run.exists()  # a killed process cleans nothing
+    # The server's reaper notices the dead worker's lease ran out; only then may the redelivered
+    # message be claimed (a live lease refuses it).
+    later = utcnow() + timedelta(seconds=live_api.server.settings.lease_s + 1)
+    assert live_api.server.orchestrator.reap(later).requeued == [job_id]
 
     second = _start_script(args)  # the same data dir: it gets the redelivered message too
     try:
@@ -198,6 +204,8 @@ def test_scratch_left_by_a_worker_killed_mid_stage_is_removed_by_the_next_worker
         (new_run,) = [p for p in scratch.iterdir() if p.is_dir()]
         assert new_run != old_run
         assert _tree_bytes(scratch) == _tree_bytes(new_run)  # nothing else left
+        sfm = live_api.stage(job_id, "sfm")
+        assert (sfm.status, sfm.attempt) == ("running", 2)  # the redelivered message claimed the retry
         code, _took = _stop_within(second, 30)
         assert code == 0
     finally:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from shared.messages import TRAINING_STAGES, StageName
 from tests.e2e.stack import ServiceStack
 from vid2scene.embedded_mongo import EmbeddedMongo, secantus_available
 
@@ -16,9 +17,31 @@ from vid2scene.embedded_mongo import EmbeddedMongo, secantus_available
 E2E_VIDEO = {"width": 256, "height": 144, "n_frames": 36, "fps": 24.0, "seed": 1}
 
 
-def training_stages() -> tuple[str, ...]:
-    """The training workers that exist in this checkout (``gs``, and ``nerf`` once it is there)."""
-    return tuple(s for s in ("gs", "nerf") if importlib.util.find_spec(f"{s}_worker.__main__") is not None)
+class MissingWorkerError(RuntimeError):
+    """A stage the end-to-end tests run has no worker package installed."""
+
+
+def _worker_installed(stage: str) -> bool:
+    try:
+        return importlib.util.find_spec(f"{stage}_worker.__main__") is not None
+    except ModuleNotFoundError:  # the package itself is missing
+        return False
+
+
+def training_stages(stages: tuple[StageName, ...] = TRAINING_STAGES) -> tuple[StageName, ...]:
+    """The training stages the end-to-end tests run: all of ``stages`` (default: every training stage).
+
+    No stage is dropped silently: a missing ``<stage>_worker`` package is an error, not a shorter job.
+
+    Raises:
+        MissingWorkerError: a stage's worker package is not installed (the message names its extra).
+    """
+    missing = [stage for stage in stages if not _worker_installed(stage)]
+    if missing:
+        packages = ", ".join(f"{stage}_worker" for stage in missing)
+        extras = ",".join(missing)
+        raise MissingWorkerError(f"{packages} not installed: pip install 'vid2scene[{extras}]'")
+    return stages
 
 
 @pytest.fixture(scope="session")

@@ -16,8 +16,9 @@ import time
 from pathlib import Path
 
 from shared.artifacts import REPORT_FILE
-from shared.consumer import StageJob, StageOutput, WorkerSpec, run_worker_process
 from shared.settings import Settings
+from shared.stage_handler import StageJob, StageOutput, WorkerSpec
+from shared.worker_process import run_worker_process
 
 GO_FILE_VARIABLE = "V2S_TEST_GO_FILE"
 

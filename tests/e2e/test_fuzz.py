@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import skip_or_fail
 from tests.e2e.fuzz_hooks import ARTIFACT_NAMES_ENV, JOB_IDS_ENV
 from tests.e2e.stack import REPO_ROOT, ServiceStack, tiny_options
 from tests.fixtures.executables import find_executable
@@ -50,7 +51,7 @@ def real_jobs(service: ServiceStack, e2e_video: Path) -> RealJobs:
 def _schemathesis(service: ServiceStack, token: str, path_regex: str, cwd: Path, real: RealJobs) -> str:
     st = find_executable("st")
     if st is None:
-        pytest.skip("schemathesis is not installed (pip install 'vid2scene[dev]')")
+        skip_or_fail("schemathesis is not installed (pip install 'vid2scene[dev]')")
     run = subprocess.run(
         [
             st,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import skip_or_fail
 from tests.e2e.stack import REPO_ROOT, tiny_options
 from vid2scene.embedded_mongo import secantus_available
 
@@ -17,7 +18,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
 
 def test_run_on_a_rendered_video_downloads_the_artifacts_into_out(e2e_video: Path, tmp_path: Path) -> None:
     if not secantus_available():
-        pytest.skip("the 'local' extra (secantusdb) is not installed")
+        skip_or_fail("the 'local' extra (secantusdb) is not installed")
     out = tmp_path / "out"
     options = tiny_options()
     run = subprocess.run(

@@ -11,8 +11,9 @@ from sfm_worker.pipeline import run_sfm
 from shared.capture.report import CaptureReport
 from shared.errors import ErrorCode, StageError
 from shared.options.sfm import SfmOptions
+from tests.conftest import import_or_skip
 
-pytest.importorskip("cv2")
+import_or_skip("cv2", "the 'sfm' extra (opencv-python-headless)")
 
 
 def _options(on_poor_capture: str) -> SfmOptions:

@@ -10,6 +10,7 @@ import pytest
 
 from shared.errors import ErrorCode, StageError
 from shared.video import encode_h264, iter_frames, probe_video
+from tests.conftest import import_or_skip
 from tests.sfm.conftest import textured_frames
 
 
@@ -82,15 +83,26 @@ def test_variable_frame_rate_is_measured_from_timestamps(tmp_path: Path) -> None
 
 @pytest.mark.parametrize("rotation", [90, 270])
 def test_portrait_rotation_metadata_yields_upright_frames(tmp_path: Path, rotation: int) -> None:
+    """We write with PyAV; OpenCV (its own FFmpeg build) confirms the file and the upright picture independently."""
+    cv2 = import_or_skip("cv2", "the 'sfm' extra (opencv-python-headless)")
     path = tmp_path / "portrait.mp4"
     encode_h264(path, [_left_half_white(64, 32)] * 3, 30.0, crf=0, display_rotation_deg=rotation)
+    capture = cv2.VideoCapture(str(path))
+    try:
+        # OpenCV reports the clockwise angle that makes the picture upright: 360° − our counter-clockwise one.
+        assert capture.get(cv2.CAP_PROP_ORIENTATION_META) == (360 - rotation) % 360
+        ok, bgr = capture.read()  # rotated upright by OpenCV (CAP_PROP_ORIENTATION_AUTO is on by default)
+    finally:
+        capture.release()
+    assert ok and bgr.shape == (64, 32, 3)
+    top, bottom = bgr[:8].mean(), bgr[-8:].mean()
+    # rotating the stored image 90° counter-clockwise moves its left (white) half to the bottom
+    assert (bottom > 200 and top < 50) if rotation == 90 else (top > 200 and bottom < 50)
     info = probe_video(path)
     assert (info.width, info.height, info.rotation_deg) == (32, 64, rotation)
     _, _, rgb = next(iter_frames(path))
     assert rgb.shape == (64, 32, 3)
-    top, bottom = rgb[:8].mean(), rgb[-8:].mean()
-    # rotating the stored image 90° counter-clockwise moves its left (white) half to the bottom
-    assert (bottom > 200 and top < 50) if rotation == 90 else (top > 200 and bottom < 50)
+    assert np.abs(rgb.astype(int) - bgr[..., ::-1].astype(int)).mean() < 2.0  # the same upright picture
 
 
 def test_frames_are_scaled_down_and_selected_by_index(tmp_path: Path) -> None:

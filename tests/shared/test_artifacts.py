@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from shared.artifacts import ARTIFACTS, BINARY, HTML, JSON, MP4, SCENE_ARCHIVE, TAR, output_files, stage_artifacts
-from shared.consumer import StageJob, StageOutput, WorkerSpec
 from shared.messages import STAGES, StageName
 from shared.options import SfmOptions, SplatOptions, StageOptions
+from shared.stage_handler import StageJob, StageOutput, WorkerSpec
 from shared.worker_api import Lease
 from tests.nerf.tiny import tiny_options
 

@@ -16,8 +16,9 @@ from shared.capture.rules import ADVICE, judge
 from shared.errors import ErrorCode, StageError
 from shared.synthetic_scene import UP, intrinsics, orbit_cam_from_world, render_view
 from shared.video import encode_h264
+from tests.conftest import import_or_skip
 
-cv2 = pytest.importorskip("cv2")
+cv2 = import_or_skip("cv2", "the 'sfm' extra (opencv-python-headless)")
 
 from shared.capture.check import check_capture, sample_indices  # noqa: E402 - needs OpenCV
 

@@ -33,6 +33,7 @@ def test_cuda_without_a_gpu_is_cuda_unavailable_but_is_still_the_class_asked_for
     assert device_class("cuda") == "cuda"  # what was asked for: the stage itself refuses it
 
 
+# An explicit skipif, not skip_or_fail: CI runners are CPU-only, so this can only run on a GPU machine.
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_a_gpu_is_named_in_the_report() -> None:
     name = device_name(resolve_device("cuda"))

@@ -21,9 +21,10 @@ import pytest
 from shared.broker import BrokerError, MemoryBroker
 from shared.messages import StageName, StageRequest
 from shared.settings import Settings
+from tests.conftest import import_or_skip
 
-pytest.importorskip("fastapi")
-pytest.importorskip("pymongo")
+import_or_skip("fastapi", "the 'server' extra")
+import_or_skip("pymongo", "the 'server' extra")
 
 WORKER_TOKEN = "worker-token-for-tests-0123456789"
 SIGNING_SECRET = "signing-secret-for-tests-0123456789"
@@ -216,16 +217,18 @@ def worker(server: Server) -> FakeWorker:
 
 
 @contextlib.contextmanager
-def live_server(app: Any, *, access_log: bool = False) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on a free loopback port in a thread; yields its base URL.
+def live_server(app: Any, *, access_log: bool = False, port: int | None = None) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a loopback port in a thread; yields its base URL.
 
-    ``access_log`` turns on uvicorn's per-request log lines (logger ``uvicorn.access``, level INFO).
+    ``access_log`` turns on uvicorn's per-request log lines (logger ``uvicorn.access``, level INFO);
+    ``port`` is the port to listen on (default: a free one).
     """
     import uvicorn
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    if port is None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
     config = uvicorn.Config(
         app,
         host="127.0.0.1",

@@ -233,10 +233,18 @@ def test_worker_api_rejects_artifact_names_outside_the_stage_list(
     _job(server, tiny_video)
     (sfm,) = server.broker.requests_for("sfm")
     lease_id = worker.claim(sfm).json()["lease_id"]
-    for name in ("..%2F..%2Fetc%2Fpasswd", "scene.ply", "input.mp4", "sfm.tar.bak"):
+    # A name with an (encoded) slash matches no route: 404. A name outside the sfm stage's list: 422.
+    expected = {
+        "..%2F..%2Fetc%2Fpasswd": (404, "NOT_FOUND"),
+        "scene.ply": (422, "INVALID_ARTIFACT_NAME"),
+        "input.mp4": (422, "INVALID_ARTIFACT_NAME"),
+        "sfm.tar.bak": (422, "INVALID_ARTIFACT_NAME"),
+    }
+    for name, (status, code) in expected.items():
         response = worker.upload(sfm, lease_id, name, b"x")
-        assert response.status_code in (404, 422), (name, response.status_code)
-    assert worker.fetch_input(sfm, lease_id, "..%2Finput").status_code in (404, 409)
+        assert (response.status_code, response.json()["code"]) == (status, code), name
+    response = worker.fetch_input(sfm, lease_id, "..%2Finput")
+    assert (response.status_code, response.json()["code"]) == (404, "NOT_FOUND")
     assert server.db["files.files"].count_documents({"metadata.stage": "sfm"}) == 0
 
 

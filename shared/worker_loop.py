@@ -19,42 +19,33 @@ For each delivery (one at a time):
    queued again) and requeue, so the next worker claims it at once.
 7. Remove the scratch directory.
 
-A stopping worker never waits out a retry budget (the client's retry loops watch the stop event),
-and a worker process exits at the latest ``stop_grace_s`` after SIGTERM, whatever its stage is doing.
+A stopping worker never waits out a retry budget (the client's retry loops watch the stop event).
+What a worker kind is and what its handler gets: :mod:`shared.stage_handler`; where workers run
+(threads, a process): :mod:`shared.worker_process`.
 
 Workers hold no retry state: attempts, leases and re-publishing belong to the server.
 """
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import json
 import logging
-import os
 import shutil
-import signal
-import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from shared.artifacts import REPORT_FILE, SCENE_ARCHIVE
-from shared.broker import Broker, Delivery, make_broker
+from shared.broker import Broker, Delivery
 from shared.capture.report import CaptureReport
-from shared.cpu_threads import configure_cpu_threads
-from shared.device import device_class
 from shared.errors import Cancelled, ErrorCode, StageError
-from shared.messages import StageName, StageRequest
-from shared.options import OPTIONS_BY_STAGE, DeviceClass, SplatOptions, StageOptions, TensorfOptions
-from shared.progress import ProgressFn
+from shared.messages import StageRequest
+from shared.options import OPTIONS_BY_STAGE
 from shared.scratch import ScratchSpace
-from shared.settings import Device, Settings
+from shared.stage_handler import StageJob, WorkerSpec
 from shared.worker_api import ClaimRequest, Heartbeat, Lease, StageErrorBody, StageResult, WorkerAnnouncement
 from shared.worker_client import (
     ClientStopped,
@@ -70,121 +61,6 @@ log = logging.getLogger(__name__)
 
 class WorkerStopping(Exception):  # noqa: N818 - a state, not an error
     """Raised by ``on_progress`` when the worker was asked to stop; the message is requeued unreported."""
-
-
-@dataclass(frozen=True)
-class StageJob:
-    """What a stage handler gets for one attempt.
-
-    Attributes:
-        request: the message.
-        lease: the server's grant (``attempt``, resolved ``options``).
-        options: ``lease.options`` validated as the stage's options model.
-        inputs: downloaded input files by input name (``input``, ``sfm.tar``).
-        work_dir: an empty scratch folder for the handler.
-        out_dir: the (absent) folder the stage function writes its outputs to.
-        on_progress: progress callback and cancellation point.
-        on_capture: publishes the capture check on the job (sent with the next heartbeat, at once).
-    """
-
-    request: StageRequest
-    lease: Lease
-    options: StageOptions
-    inputs: dict[str, Path]
-    work_dir: Path
-    out_dir: Path
-    on_progress: ProgressFn
-    on_capture: Callable[[CaptureReport], None] = field(default=lambda report: None)
-
-
-@dataclass(frozen=True)
-class StageOutput:
-    """What a stage handler returns: files to upload by artifact name, and the stage's metrics."""
-
-    artifacts: dict[str, Path]
-    metrics: dict[str, Any] = field(default_factory=dict)
-
-
-#: Maps one attempt's inputs to the pure stage function; raises StageError (or anything) on failure.
-StageHandler = Callable[[StageJob], StageOutput]
-
-
-@dataclass(frozen=True)
-class WorkerSpec:
-    """A worker kind: its stage, the inputs it fetches, and its handler."""
-
-    stage: StageName
-    inputs: tuple[str, ...]
-    handler: StageHandler
-    #: What the stage trains on (training workers); announced to the server when the worker starts.
-    device_class: Callable[[], DeviceClass] | None = None
-
-
-def collect_outputs(out_dir: Path, files: dict[str, str]) -> StageOutput:
-    """The :class:`StageOutput` of a stage's output folder: metrics from its ``report.json``.
-
-    Args:
-        out_dir: the folder the stage function wrote.
-        files: artifact name → file name in ``out_dir`` (:func:`shared.artifacts.output_files`).
-
-    Raises:
-        StageError: ``INTERNAL`` when a promised file is missing (a bug in the stage).
-    """
-    artifacts = {name: out_dir / file_name for name, file_name in files.items()}
-    missing = sorted(name for name, path in artifacts.items() if not path.is_file())
-    if missing:
-        raise StageError(ErrorCode.INTERNAL, f"the stage finished without writing {', '.join(missing)}")
-    report = out_dir / REPORT_FILE
-    metrics = json.loads(report.read_text()) if report.is_file() else {}
-    return StageOutput(artifacts=artifacts, metrics=metrics)
-
-
-#: A training stage function: ``(scene_dir, out_dir, options, on_progress)``, its result unused here.
-TrainFn = Callable[[Path, Path, Any, ProgressFn], object]
-
-
-def training_handler(load_train: Callable[[], TrainFn], files: dict[str, str], device: Device = "auto") -> StageHandler:
-    """The handler of a training stage (``gs``, ``nerf``): unpack ``sfm.tar``, train, collect the outputs.
-
-    Args:
-        load_train: returns the stage function; called when a job runs, so that the worker imports
-            torch (and gsplat) only where a stage runs.
-        files: artifact name → file name in the stage's output folder, as for :func:`collect_outputs`.
-        device: the worker's device setting; it replaces an ``auto`` device option.
-
-    Returns:
-        A :data:`StageHandler` whose job fetches the input ``sfm.tar``.
-    """
-
-    def handle(job: StageJob) -> StageOutput:
-        from shared.scene_archive import unpack_scene
-
-        options = job.options
-        assert isinstance(options, SplatOptions | TensorfOptions)
-        if device != "auto" and options.device == "auto":
-            options = options.model_copy(update={"device": device})
-        scene_dir = job.work_dir / "scene"
-        unpack_scene(job.inputs[SCENE_ARCHIVE], scene_dir)
-        load_train()(scene_dir, job.out_dir, options, job.on_progress)
-        return collect_outputs(job.out_dir, files)
-
-    return handle
-
-
-def training_device_class(device: Device = "auto") -> Callable[[], DeviceClass]:
-    """What a training worker with the ``device`` setting trains on, as a function (:func:`shared.device.device_class`; it imports torch when called).
-
-    Args:
-        device: the worker's device setting; ``auto`` means CUDA when torch sees a GPU.
-
-    Returns:
-        A function returning ``"cuda"`` or ``"cpu"``.
-    """
-
-    def announced_class() -> DeviceClass:
-        return device_class(device)
-
-    return announced_class
 
 
 class _Settle(enum.Enum):
@@ -473,190 +349,3 @@ class Worker:
 
 def _jsonable(details: dict[str, object]) -> dict[str, Any]:
     return json.loads(json.dumps(details, default=str))
-
-
-def default_worker_id(stage: StageName, index: int | None = None) -> str:
-    """``host:pid:stage`` (with ``-index`` for in-process pools): unique per worker."""
-    suffix = "" if index is None else f"-{index}"
-    return f"{socket.gethostname()}:{os.getpid()}:{stage}{suffix}"
-
-
-class WorkerPool:
-    """Workers as threads in this process (the local mode), stoppable.
-
-    Args:
-        specs: the worker kinds to run.
-        broker: the broker they consume from (the in-process broker, or RabbitMQ).
-        server_url: the web server's base URL.
-        worker_token: the worker token.
-        scratch_root: parent of the per-job scratch folders.
-        replicas: threads per worker kind.
-        heartbeat_s: heartbeat at most this far apart.
-        retry_for_s: how long worker API calls retry an unreachable server.
-    """
-
-    def __init__(
-        self,
-        specs: Sequence[WorkerSpec],
-        broker: Broker,
-        server_url: str,
-        worker_token: str,
-        scratch_root: Path,
-        *,
-        replicas: int = 1,
-        heartbeat_s: float | None = None,
-        retry_for_s: float = 300.0,
-    ) -> None:
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self.errors: list[BaseException] = []
-        self._clients: list[WorkerClient] = []
-        self.workers: list[Worker] = []
-        for spec in specs:
-            for index in range(replicas):
-                client = WorkerClient(server_url, worker_token, retry_for_s=retry_for_s, stop=self._stop)
-                self._clients.append(client)
-                self.workers.append(
-                    Worker(
-                        spec,
-                        broker,
-                        client,
-                        worker_id=default_worker_id(spec.stage, index),
-                        scratch_root=scratch_root / spec.stage,
-                        heartbeat_s=heartbeat_s,
-                    )
-                )
-
-    def start(self) -> WorkerPool:
-        """Start one thread per worker; returns ``self``."""
-        for worker in self.workers:
-            thread = threading.Thread(target=self._run, args=(worker,), name=worker.worker_id, daemon=True)
-            thread.start()
-            self._threads.append(thread)
-        return self
-
-    def _run(self, worker: Worker) -> None:
-        try:
-            worker.run(self._stop)
-        except BaseException as exc:
-            log.exception("worker %s stopped with an error", worker.worker_id)
-            self.errors.append(exc)
-
-    def stop(self, timeout_s: float = 60.0) -> None:
-        """Stop every worker: running stages end at their next progress call and are requeued."""
-        self._stop.set()
-        deadline = time.monotonic() + timeout_s
-        for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        for client in self._clients:
-            client.close()
-
-    def __enter__(self) -> WorkerPool:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-def start_workers(
-    specs: Sequence[WorkerSpec],
-    broker: Broker,
-    server_url: str,
-    worker_token: str,
-    scratch_root: Path,
-    *,
-    replicas: int = 1,
-    heartbeat_s: float | None = None,
-) -> WorkerPool:
-    """Run ``replicas`` workers of each spec as threads in this process; stop them with ``.stop()``."""
-    pool = WorkerPool(specs, broker, server_url, worker_token, scratch_root, replicas=replicas, heartbeat_s=heartbeat_s)
-    return pool.start()
-
-
-def run_worker_process(spec: WorkerSpec, settings: Settings | None = None, *, broker: Broker | None = None) -> int:
-    """A worker process's main: read ``VID2SCENE_*`` settings, consume until SIGTERM/SIGINT.
-
-    On SIGTERM the running stage stops at its next progress call, its lease is released and its
-    message requeued unreported, so the next worker claims it at once. Calls to an unreachable
-    server stop retrying at once. A stage that does not reach a progress call within
-    ``settings.stop_grace_s`` is abandoned: the process exits with code 1 and the broker, seeing
-    the connection close, puts the unacknowledged message back in the queue.
-
-    Args:
-        spec: the worker kind.
-        settings: defaults to ``Settings()`` (the environment).
-        broker: defaults to ``make_broker(settings.amqp_url, prefix=settings.queue_prefix)``; tests may
-            pass a broker of their own.
-
-    Returns:
-        The exit code: 0 after a signal, 2 when the worker token was refused or the broker URL is
-        in-process (``memory://`` cannot reach another process); the process ends with 1 when the
-        grace period ran out.
-    """
-    settings = settings or Settings()
-    if broker is None and settings.amqp_url.startswith("memory:"):
-        log.error("VID2SCENE_AMQP_URL is %s: a worker process needs RabbitMQ (amqp://...)", settings.amqp_url)
-        return 2
-    stop = threading.Event()
-    deadline = threading.Timer(settings.stop_grace_s, _exit_after_grace, args=(settings.stop_grace_s,))
-    deadline.daemon = True
-
-    def on_signal(signum: int, _frame: object) -> None:
-        log.info("signal %d: stopping (at the latest in %.0f s)", signum, settings.stop_grace_s)
-        stop.set()
-        if deadline.ident is None:  # the first signal starts the clock
-            deadline.start()
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, on_signal)
-    broker = broker or make_broker(settings.amqp_url, prefix=settings.queue_prefix)
-    with WorkerClient(settings.server_url, settings.worker_token, stop=stop) as client:
-        worker = Worker(
-            spec,
-            broker,
-            client,
-            worker_id=settings.worker_id or default_worker_id(spec.stage),
-            scratch_root=settings.data_dir / "scratch" / spec.stage,
-            heartbeat_s=settings.heartbeat_s,
-        )
-        try:
-            worker.run(stop)
-        except WorkerAuthError:
-            return 2
-        finally:
-            deadline.cancel()
-            with contextlib.suppress(Exception):
-                broker.close()
-    return 0
-
-
-def _exit_after_grace(grace_s: float) -> None:
-    """End the process now: the stop took longer than its grace period (the broker requeues the message)."""
-    log.error(
-        "the worker did not stop within %.0f s of the signal; exiting, its message goes back to the queue", grace_s
-    )
-    logging.shutdown()
-    os._exit(1)
-
-
-def worker_main(make_spec: Callable[[Settings], WorkerSpec]) -> int:
-    """``python -m <stage>_worker``: logging, settings from the environment, then :func:`run_worker_process`.
-
-    Args:
-        make_spec: builds the worker kind from the settings (e.g. to pass ``settings.device``).
-
-    Returns:
-        The exit code: 2 when the settings are invalid (the message says which variable).
-    """
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        settings = Settings().require_secrets("worker_token")
-    except ValidationError as exc:
-        for error in exc.errors():
-            log.error("invalid settings: %s", error["msg"])
-        return 2
-    except ValueError as exc:
-        log.error("invalid settings: %s", exc)
-        return 2
-    configure_cpu_threads(settings.threads)
-    return run_worker_process(make_spec(settings), settings)
