@@ -453,7 +453,9 @@ class Orchestrator:
                             "message": "not run: structure from motion failed",
                             "finished_at": now,
                         }
-            statuses = {name: stage_fields.get(name, {}).get("status", s.status) for name, s in job.stages.items()}
+            statuses: dict[str, str] = {
+                name: stage_fields.get(name, {}).get("status", s.status) for name, s in job.stages.items()
+            }
             claimed = any(s.attempt > 0 for s in job.stages.values())
             status = aggregate_status(statuses, claimed=claimed)
             if status != job.status:
@@ -476,7 +478,7 @@ class Orchestrator:
             if job is None or job.status in TERMINAL_JOB:
                 return job
             error = StoredError(code=ErrorCode.CANCELLED.value, message="The job was cancelled.", retryable=False)
-            stage_fields = {
+            stage_fields: dict[str, dict[str, Any]] = {
                 name: {"status": "cancelled", "finished_at": now, "message": "cancelled", "error": error.model_dump()}
                 for name, stage in job.stages.items()
                 if stage.status not in TERMINAL_STAGE

@@ -7,7 +7,7 @@ checks it); everything else calls the named methods of :class:`web_server.store.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 import gridfs
 import pymongo
@@ -28,6 +28,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+@overload
+def as_utc(value: datetime) -> datetime: ...
+@overload
+def as_utc(value: None) -> None: ...
 def as_utc(value: datetime | None) -> datetime | None:
     """A datetime read from MongoDB as aware UTC (clients without ``tz_aware`` return naive UTC)."""
     if value is None or value.tzinfo is not None:
