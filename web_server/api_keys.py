@@ -30,24 +30,21 @@ def create_key(store: Store, owner: str) -> tuple[StoredApiKey, str]:
         raise ValueError("an API key needs a non-empty owner")
     key_id = secrets.token_hex(6)
     token = f"{TOKEN_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
-    doc = {"_id": key_id, "owner": owner.strip(), "token_sha256": hash_token(token), "created_at": utcnow()}
-    store.api_keys.insert_one(doc)
-    return StoredApiKey.model_validate(doc), token
+    key = StoredApiKey(id=key_id, owner=owner.strip(), token_sha256=hash_token(token), created_at=utcnow())
+    store.insert_api_key(key)
+    return key, token
 
 
 def list_keys(store: Store, owner: str | None = None) -> list[StoredApiKey]:
     """All keys (of ``owner`` when given), oldest first."""
-    query = {"owner": owner} if owner else {}
-    return [StoredApiKey.model_validate(d) for d in store.api_keys.find(query).sort("created_at", 1)]
+    return store.list_api_keys(owner)
 
 
 def revoke_key(store: Store, key_id: str) -> bool:
     """Revoke a key by id; returns whether a live key was revoked."""
-    res = store.api_keys.update_one({"_id": key_id, "revoked_at": None}, {"$set": {"revoked_at": utcnow()}})
-    return res.modified_count == 1
+    return store.revoke_api_key(key_id, utcnow())
 
 
 def owner_for_token(store: Store, token: str) -> str | None:
     """The owner of a live key, or None."""
-    doc = store.api_keys.find_one({"token_sha256": hash_token(token), "revoked_at": None}, {"owner": 1})
-    return doc["owner"] if doc else None
+    return store.live_key_owner(hash_token(token))

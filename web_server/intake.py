@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from web_server.artifact_names import INPUT_TYPES
 from web_server.capabilities import default_preset
 from web_server.job_form import parse_job_form, request_fingerprint
 from web_server.metrics import Metrics
-from web_server.models import JobCreate, StoredFile, StoredJob
+from web_server.models import JobCreate, StoredFile, StoredJob, StoredStage
 from web_server.orchestration import Orchestrator
 from web_server.problems import ApiError
 from web_server.store import Store, utcnow
@@ -60,16 +61,16 @@ def key_reused() -> ApiError:
     )
 
 
-def _replayed(first: dict[str, Any], fingerprint: str) -> StoredJob:
+def _replayed(first: StoredJob, fingerprint: str) -> StoredJob:
     """The first job for a repeated key, when the request is the same (jobs stored without a fingerprint match any)."""
-    if first.get("request_sha256", fingerprint) != fingerprint:
+    if first.request_sha256 is not None and first.request_sha256 != fingerprint:
         raise key_reused()
-    return StoredJob.model_validate(first)
+    return first
 
 
 def _discard(store: Store, spool: VideoSpool, job_id: str) -> None:
     """Delete what the upload wrote, unless its job was created (a failure after the insert keeps the file)."""
-    if spool.upload is not None and store.jobs.find_one({"_id": job_id}, {"_id": 1}) is None:
+    if spool.upload is not None and not store.job_exists(job_id):
         spool.discard()
     else:
         spool.remove_file()
@@ -87,44 +88,46 @@ async def _checked_video(spool: VideoSpool, settings: Settings, has_video: bool)
         raise ApiError(422, exc.code.value, exc.message) from exc
 
 
-def _request_document(
-    job_id: str,
-    owner: str,
-    form: JobCreate,
-    resolved: dict[str, dict[str, Any]],
-    fingerprint: str,
-    idempotency_key: str | None,
-) -> dict[str, Any]:
-    """The job document's fields that come from the request."""
-    doc: dict[str, Any] = {
-        "_id": job_id,
-        "owner": owner,
-        "name": form.name,
-        "methods": form.methods,
-        "preset": form.preset,
-        "request_sha256": fingerprint,
-        "stages": {
-            stage: {"status": "pending", "options": resolved[stage], "attempt": 0, "progress": 0.0, "message": ""}
-            for stage in STAGES
-            if stage in resolved
-        },
-    }
-    if idempotency_key:
-        doc["idempotency_key"] = idempotency_key
-    return doc
+@dataclass(frozen=True)
+class _JobRequest:
+    """What a new job takes from its request.
+
+    Attributes:
+        job_id: the id chosen for the job (its upload's files carry it).
+        owner: the caller.
+        form: the validated form fields.
+        resolved: stage name -> the stage's resolved options (preset + overrides).
+        fingerprint: :func:`web_server.job_form.request_fingerprint` of the request.
+        idempotency_key: the ``Idempotency-Key`` header, or None.
+    """
+
+    job_id: str
+    owner: str
+    form: JobCreate
+    resolved: dict[str, dict[str, Any]]
+    fingerprint: str
+    idempotency_key: str | None
 
 
-def _job_document(input_file: StoredFile) -> dict[str, Any]:
-    """The job document's fields that come from the stored input: status, timestamps, the file."""
+def _new_job(request: _JobRequest, input_file: StoredFile, video: dict[str, Any]) -> StoredJob:
+    """The job to insert: ``queued``, every requested stage ``pending``, stamped with the input's time."""
     now = input_file.created_at
-    return {
-        "status": "queued",
-        "version": 0,
-        "created_at": now,
-        "updated_at": now,
-        "finished_at": None,
-        "input": input_file.model_dump(),
-    }
+    return StoredJob(
+        id=request.job_id,
+        owner=request.owner,
+        name=request.form.name,
+        methods=list(request.form.methods),
+        preset=request.form.preset,
+        status="queued",
+        version=0,
+        created_at=now,
+        updated_at=now,
+        idempotency_key=request.idempotency_key or None,
+        request_sha256=request.fingerprint,
+        input=input_file,
+        video=video,
+        stages={stage: StoredStage(options=request.resolved[stage]) for stage in STAGES if stage in request.resolved},
+    )
 
 
 def _count_refusal(metrics: Metrics, exc: ApiError) -> None:
@@ -137,10 +140,10 @@ async def _create(
     store: Store,
     orchestrator: Orchestrator,
     spool: VideoSpool,
-    doc: dict[str, Any],
+    job_request: _JobRequest,
     video: dict[str, Any],
 ) -> StoredJob:
-    """Finish the GridFS file as ``input.<container>`` and insert the job ``doc`` pointing at it.
+    """Finish the GridFS file as ``input.<container>`` and insert the job of ``job_request`` pointing at it.
 
     A lost ``Idempotency-Key`` race deletes this upload's file and answers as a replay would.
     """
@@ -159,16 +162,15 @@ async def _create(
         size=upload.length,
         sha256=upload.sha256,
     )
-    doc.update(_job_document(input_file), video=video)
+    job = _new_job(job_request, input_file, video)
     try:
-        return await run_in_threadpool(orchestrator.create_job, doc, now)
+        return await run_in_threadpool(orchestrator.create_job, job, now)
     except DuplicateKeyError:  # a concurrent request with the same key won the race
-        key = {"owner": doc["owner"], "idempotency_key": doc.get("idempotency_key")}
-        winner = await run_in_threadpool(store.jobs.find_one, key)
+        winner = await run_in_threadpool(store.find_job_by_idempotency_key, job.owner, job.idempotency_key)
         if winner is None:
             raise
         await run_in_threadpool(spool.discard)
-        return _replayed(winner, doc["request_sha256"])
+        return _replayed(winner, job_request.fingerprint)
 
 
 async def accept_upload(
@@ -197,7 +199,7 @@ async def accept_upload(
     """
     first = None
     if idempotency_key:
-        first = await run_in_threadpool(store.jobs.find_one, {"owner": owner, "idempotency_key": idempotency_key})
+        first = await run_in_threadpool(store.find_job_by_idempotency_key, owner, idempotency_key)
     job_id = uuid.uuid4().hex
     upload = None if first is not None else store.open_upload("input", {"job_id": job_id, "stage": "upload"})
     spool = VideoSpool.open(settings.data_dir / "uploads", upload, keep_file=first is None)
@@ -215,8 +217,8 @@ async def accept_upload(
         except ApiError as exc:
             _count_refusal(metrics, exc)
             raise
-        doc = _request_document(job_id, owner, form, resolved, fingerprint, idempotency_key)
-        job = await _create(store, orchestrator, spool, doc, video)
+        job_request = _JobRequest(job_id, owner, form, resolved, fingerprint, idempotency_key)
+        job = await _create(store, orchestrator, spool, job_request, video)
     except BaseException:
         with anyio.CancelScope(shield=True):  # clean up even when the request is being cancelled
             await run_in_threadpool(_discard, store, spool, job_id)

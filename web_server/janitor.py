@@ -28,7 +28,7 @@ from typing import Any
 from bson import ObjectId
 from starlette.concurrency import run_in_threadpool
 
-from web_server.store import Store, as_utc, utcnow
+from web_server.store import BucketFile, Store, as_utc, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -107,49 +107,34 @@ class Janitor:
             report.temp_bytes += stat.st_size
 
     def _orphan_chunks(self, cutoff: datetime, report: JanitorReport) -> None:
-        group_ids = list(self.store.chunk_docs.distinct("files_id"))
+        group_ids = self.store.chunk_group_ids()
         for start in range(0, len(group_ids), _BATCH):
             batch = group_ids[start : start + _BATCH]
-            complete = {d["_id"] for d in self.store.file_docs.find({"_id": {"$in": batch}}, {"_id": 1})}
+            complete = self.store.complete_file_ids(batch)
             for files_id in batch:
                 if files_id in complete:
                     continue
-                newest = self.store.chunk_docs.find_one({"files_id": files_id}, {"_id": 1}, sort=[("n", -1)])
-                if newest is None or not _written_before(newest["_id"], files_id, cutoff):
+                newest = self.store.newest_chunk_id(files_id)
+                if newest is None or not _written_before(newest, files_id, cutoff):
                     continue
-                result = self.store.chunk_docs.delete_many({"files_id": files_id})
                 report.orphan_chunk_groups += 1
-                report.orphan_chunks += result.deleted_count
+                report.orphan_chunks += self.store.delete_chunks(files_id)
 
     def _unreferenced_files(self, cutoff: datetime, report: JanitorReport) -> None:
-        old = self.store.file_docs.find({"uploadDate": {"$lte": cutoff}}, {"_id": 1, "length": 1, "metadata.job_id": 1})
-        by_job: dict[Any, list[dict[str, Any]]] = {}
-        for doc in old:
-            by_job.setdefault((doc.get("metadata") or {}).get("job_id"), []).append(doc)
+        by_job: dict[str | None, list[BucketFile]] = {}
+        for stored in self.store.files_uploaded_before(cutoff):
+            by_job.setdefault(stored.job_id, []).append(stored)
         job_ids = [job_id for job_id in by_job if job_id is not None]
         referenced: set[Any] = set()
         for start in range(0, len(job_ids), _BATCH):
-            jobs = self.store.jobs.find(
-                {"_id": {"$in": job_ids[start : start + _BATCH]}}, {"input.file_id": 1, "stages": 1}
-            )
-            referenced.update(file_id for job in jobs for file_id in _file_ids(job))
-        for docs in by_job.values():
-            for doc in docs:
-                if doc["_id"] in referenced:
+            referenced.update(self.store.referenced_file_ids(job_ids[start : start + _BATCH]))
+        for files in by_job.values():
+            for stored in files:
+                if stored.file_id in referenced:
                     continue
-                self.store.file_docs.delete_one({"_id": doc["_id"]})
-                self.store.chunk_docs.delete_many({"files_id": doc["_id"]})
+                self.store.delete_file(stored.file_id)
                 report.unreferenced_files += 1
-                report.unreferenced_bytes += int(doc.get("length", 0))
-
-
-def _file_ids(job: dict[str, Any]) -> set[Any]:
-    """The file ids a job document references: its input and every stage's artifacts."""
-    ids = {(job.get("input") or {}).get("file_id")}
-    for stage in (job.get("stages") or {}).values():
-        ids.update(artifact.get("file_id") for artifact in stage.get("artifacts") or [])
-    ids.discard(None)
-    return ids
+                report.unreferenced_bytes += stored.length
 
 
 def _written_before(chunk_id: Any, files_id: Any, cutoff: datetime) -> bool:

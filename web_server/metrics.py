@@ -63,13 +63,7 @@ class Metrics:
 
     def render(self, store: Store) -> str:
         """The metrics page: job and stage gauges from MongoDB, then this process's counters."""
-        jobs: Counter[str] = Counter()
-        stages: Counter[tuple[str, str]] = Counter()
-        projection = {"status": 1, **{f"stages.{s}.status": 1 for s in STAGES}}
-        for doc in store.jobs.find({}, projection):
-            jobs[doc.get("status", "")] += 1
-            for name, stage in (doc.get("stages") or {}).items():
-                stages[(name, stage.get("status", ""))] += 1
+        jobs, stages = store.status_counts()
         lines = ["# HELP vid2scene_jobs Jobs by status.", "# TYPE vid2scene_jobs gauge"]
         lines += [f"vid2scene_jobs{_labels(status=s)} {jobs[s]}" for s in JOB_STATUSES]
         lines += ["# HELP vid2scene_stages Stages by stage and status.", "# TYPE vid2scene_stages gauge"]

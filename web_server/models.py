@@ -91,6 +91,9 @@ class StoredJob(_Stored):
     updated_at: datetime
     finished_at: datetime | None = None
     idempotency_key: str | None = None
+    request_sha256: str | None = Field(
+        default=None, description="fingerprint of the creating request; a replayed Idempotency-Key must match it"
+    )
     input: StoredFile
     video: dict[str, Any] = Field(default_factory=dict, description="the probe of the input video")
     capture: dict[str, Any] | None = Field(default=None, description="the capture check, from the sfm stage")

@@ -18,9 +18,10 @@ Rules (see ``docs/architecture.md``, "Job lifecycle", and ``docs/queue.md``):
   re-publishes queued stages nobody claimed.
 - The job status is derived from its stages by :func:`aggregate_status`.
 
-Every write is a single ``find_one_and_update``/``update_one`` whose filter carries the condition
-it relies on, and increments ``version``; writes derived from a read (status aggregation, cancel)
-are conditioned on that read's ``version`` and retried, so concurrent writers never lose updates.
+Every write is a single conditional :class:`~web_server.store.Store` method (one
+``find_one_and_update``/``update_one`` whose filter carries the condition it relies on, and
+increments ``version``); writes derived from a read (status aggregation, cancel) are conditioned on
+that read's ``version`` and retried, so concurrent writers never lose updates.
 A stage is written ``queued`` *before* its message is published: a crash in between is repaired
 by the reaper's unclaimed re-publish. A publish waits for the broker at most
 ``publish_timeout_s`` (the broker object's own budget), so a request never hangs on a broker that
@@ -37,20 +38,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import ReturnDocument
-
 from shared.errors import ErrorCode
 from shared.messages import STAGES, TRAINING_STAGES, StageName, StageRequest
 from shared.settings import Settings
 from shared.worker_api import ClaimRequest, Heartbeat, HeartbeatReply, Lease, ResultAck, StageResult
 from web_server.artifact_names import is_stage_artifact
-from web_server.models import TERMINAL_JOB, TERMINAL_STAGE, JobStatus, StoredError, StoredFile, StoredJob
+from web_server.models import TERMINAL_JOB, TERMINAL_STAGE, JobStatus, StoredError, StoredFile, StoredJob, StoredStage
 from web_server.publisher import StagePublisher
-from web_server.store import Store, as_utc
+from web_server.store import ACTIVE_JOB, Store, as_utc
 
 logger = logging.getLogger(__name__)
 
-ACTIVE_JOB = ["queued", "running"]
 MAX_BACKOFF_S = 600.0
 
 
@@ -159,18 +157,17 @@ class Orchestrator:
     # -- reading -----------------------------------------------------------------------------------
     def get(self, job_id: str) -> StoredJob | None:
         """The job, or None."""
-        doc = self.store.jobs.find_one({"_id": job_id})
-        return StoredJob.model_validate(doc) if doc else None
+        return self.store.get_job(job_id)
 
     # -- creating and publishing -------------------------------------------------------------------
-    def create_job(self, doc: dict[str, Any], now: datetime) -> StoredJob:
+    def create_job(self, new_job: StoredJob, now: datetime) -> StoredJob:
         """Insert a new job (its ``sfm`` stage ``pending``) and queue ``sfm``.
 
         Raises ``pymongo.errors.DuplicateKeyError`` when the owner's idempotency key is taken.
         """
-        self.store.jobs.insert_one(doc)
-        self.publish_stage(doc["_id"], "sfm", now, expect={"stages.sfm.status": "pending"})
-        job = self.get(doc["_id"])
+        self.store.insert_job(new_job)
+        self.publish_stage(new_job.id, "sfm", now, expect={"status": "pending"})
+        job = self.get(new_job.id)
         assert job is not None
         return job
 
@@ -180,7 +177,7 @@ class Orchestrator:
         stage: StageName,
         now: datetime,
         *,
-        expect: dict[str, Any],
+        expect: Mapping[str, Any],
         message: str = "waiting for a worker",
     ) -> bool:
         """Mark a stage ``queued`` (when ``expect`` still holds) and publish its request.
@@ -189,60 +186,48 @@ class Orchestrator:
             job_id: the job.
             stage: the stage to queue.
             now: the current time.
-            expect: extra filter conditions the write relies on (a status, a ``retry_at``).
+            expect: stage field -> the value it must still hold for the write (a status, a ``retry_at``).
             message: the stage's message while it waits.
 
         Returns:
             Whether this call queued the stage (False: another writer changed it first).
         """
         message_id = uuid.uuid4().hex
-        p = f"stages.{stage}"
-        doc = self.store.jobs.find_one_and_update(
-            {"_id": job_id, "status": {"$in": ACTIVE_JOB}, **expect},
-            {
-                "$set": {
-                    f"{p}.status": "queued",
-                    f"{p}.queued_at": now,
-                    f"{p}.retry_at": None,
-                    f"{p}.published_message_id": message_id,
-                    f"{p}.unpublished": False,
-                    f"{p}.message": message,
-                    "updated_at": now,
-                },
-                "$inc": {"version": 1},
-            },
-            return_document=ReturnDocument.AFTER,
-        )
-        if doc is None:
+        queued = self.store.queue_stage(job_id, stage, now, message_id=message_id, message=message, expect=expect)
+        if queued is None:
             return False
-        self._send(doc, stage, message_id, now)
+        self._send(job_id, stage, queued, message_id, now)
         return True
 
-    def _send(self, doc: dict[str, Any], stage: StageName, message_id: str, now: datetime) -> bool:
-        """Publish the stage's request from the job document; on failure mark the stage ``unpublished``.
+    def _send(self, job_id: str, stage: StageName, stage_doc: StoredStage, message_id: str, now: datetime) -> bool:
+        """Publish the stage's request; on failure mark the stage ``unpublished``.
+
+        Args:
+            job_id: the job.
+            stage: the stage.
+            stage_doc: the stage as stored (its ``attempt``, ``options``, ``unpublished``).
+            message_id: the request's id, the stage's ``published_message_id``.
+            now: the request's ``created_at``.
 
         Returns:
             Whether the broker took the message.
         """
-        stage_doc = doc["stages"][stage]
         request = StageRequest(
             message_id=message_id,
-            job_id=doc["_id"],
+            job_id=job_id,
             stage=stage,
-            attempt=int(stage_doc.get("attempt", 0)) + 1,
-            options=stage_doc.get("options", {}),
+            attempt=stage_doc.attempt + 1,
+            options=stage_doc.options,
             created_at=now,
         )
-        p = f"stages.{stage}"
-        current = {"_id": doc["_id"], f"{p}.status": "queued", f"{p}.published_message_id": message_id}
         try:
             self.publisher.publish(stage, request.to_bytes(), message_id=message_id)
         except Exception as exc:  # the stage stays queued; the reaper publishes it again
-            logger.warning("publishing %s of job %s failed (%s); the reaper will retry", stage, doc["_id"], exc)
-            self.store.jobs.update_one(current, {"$set": {f"{p}.unpublished": True}, "$inc": {"version": 1}})
+            logger.warning("publishing %s of job %s failed (%s); the reaper will retry", stage, job_id, exc)
+            self.store.set_stage_unpublished(job_id, stage, message_id, True)
             return False
-        if stage_doc.get("unpublished"):
-            self.store.jobs.update_one(current, {"$set": {f"{p}.unpublished": False}, "$inc": {"version": 1}})
+        if stage_doc.unpublished:
+            self.store.set_stage_unpublished(job_id, stage, message_id, False)
         return True
 
     def publish_unpublished(self, now: datetime) -> list[str]:
@@ -253,62 +238,38 @@ class Orchestrator:
         """
         published: list[str] = []
         for stage in STAGES:
-            p = f"stages.{stage}"
-            query = {"status": {"$in": ACTIVE_JOB}, f"{p}.status": "queued", f"{p}.unpublished": True}
-            for doc in self.store.jobs.find(query, {"_id": 1, p: 1}):
-                message_id = doc["stages"][stage].get("published_message_id")
+            for job_id, stage_doc in self.store.find_unpublished_stages(stage):
+                message_id = stage_doc.published_message_id
                 if message_id is None:
                     continue
-                if not self._send(doc, stage, message_id, now):
+                if not self._send(job_id, stage, stage_doc, message_id, now):
                     return published  # the broker is still away: the next pass tries again
-                published.append(doc["_id"])
+                published.append(job_id)
         return published
 
     # -- worker calls ------------------------------------------------------------------------------
     def claim(self, job_id: str, stage: StageName, request: ClaimRequest, now: datetime) -> Lease:
         """Grant the stage's lease for the message a worker received, or raise :class:`LeaseConflictError`."""
-        p = f"stages.{stage}"
         # Never a live lease, whatever ``request.redelivered`` says (see the module docstring).
-        takeovers: list[dict[str, Any]] = [
-            {f"{p}.status": "queued"},
-            {f"{p}.status": "running", f"{p}.lease_expires_at": {"$lte": now}},
-        ]
         lease_id = uuid.uuid4().hex
         expires = now + timedelta(seconds=self.settings.lease_s)
-        doc = self.store.jobs.find_one_and_update(
-            {
-                "_id": job_id,
-                "status": {"$in": ACTIVE_JOB},
-                f"{p}.attempt": {"$lt": self.settings.max_attempts},
-                "$or": takeovers,
-            },
-            {
-                "$set": {
-                    "status": "running",
-                    "updated_at": now,
-                    f"{p}.status": "running",
-                    f"{p}.lease_id": lease_id,
-                    f"{p}.lease_expires_at": expires,
-                    f"{p}.worker_id": request.worker_id,
-                    f"{p}.message_id": request.message_id,
-                    f"{p}.started_at": now,
-                    f"{p}.heartbeat_at": now,
-                    f"{p}.retry_at": None,
-                    f"{p}.progress": 0.0,
-                    f"{p}.message": f"started on {request.worker_id}",
-                },
-                "$inc": {f"{p}.attempt": 1, "version": 1},
-            },
-            return_document=ReturnDocument.AFTER,
+        stage_doc = self.store.claim_stage(
+            job_id,
+            stage,
+            now,
+            worker_id=request.worker_id,
+            message_id=request.message_id,
+            lease_id=lease_id,
+            lease_expires_at=expires,
+            max_attempts=self.settings.max_attempts,
         )
-        if doc is None:
+        if stage_doc is None:
             raise self._claim_conflict(job_id, stage, request)
-        stage_doc = doc["stages"][stage]
         return Lease(
             lease_id=lease_id,
             expires_at=expires,
-            attempt=int(stage_doc["attempt"]),
-            options=stage_doc.get("options", {}),
+            attempt=stage_doc.attempt,
+            options=stage_doc.options,
             heartbeat_s=self.heartbeat_s,
         )
 
@@ -349,23 +310,18 @@ class Orchestrator:
 
     def heartbeat(self, job_id: str, stage: StageName, beat: Heartbeat, now: datetime) -> HeartbeatReply:
         """Renew the lease and record progress; a cancelled job is answered ``cancelled=True``."""
-        p = f"stages.{stage}"
         expires = now + timedelta(seconds=self.settings.lease_s)
-        fields: dict[str, Any] = {
-            f"{p}.progress": beat.progress,
-            f"{p}.message": beat.message,
-            f"{p}.heartbeat_at": now,
-            f"{p}.lease_expires_at": expires,
-            "updated_at": now,
-        }
-        if beat.capture is not None:  # the capture check (sfm): the job's `capture`, as soon as known
-            fields["capture"] = beat.capture.model_dump(mode="json")
-        doc = self.store.jobs.find_one_and_update(
-            {"_id": job_id, "status": {"$in": ACTIVE_JOB}, f"{p}.lease_id": beat.lease_id, f"{p}.status": "running"},
-            {"$set": fields, "$inc": {"version": 1}},
-            projection={"_id": 1},
+        renewed = self.store.renew_lease(
+            job_id,
+            stage,
+            beat.lease_id,
+            now,
+            lease_expires_at=expires,
+            progress=beat.progress,
+            message=beat.message,
+            capture=beat.capture,
         )
-        if doc is not None:
+        if renewed:
             return HeartbeatReply(expires_at=expires, cancelled=False)
         error = self._lease_conflict(job_id, stage, beat.lease_id)
         if isinstance(error, LeaseConflictError) and error.code == "CANCELLED":
@@ -379,25 +335,7 @@ class Orchestrator:
         holder requeues its message, whose next claim is granted at once. Raises
         :class:`LeaseConflictError` when ``lease_id`` is not the stage's current lease.
         """
-        p = f"stages.{stage}"
-        doc = self.store.jobs.find_one_and_update(
-            {"_id": job_id, "status": {"$in": ACTIVE_JOB}, f"{p}.lease_id": lease_id, f"{p}.status": "running"},
-            {
-                "$set": {
-                    f"{p}.status": "queued",
-                    f"{p}.lease_id": None,
-                    f"{p}.lease_expires_at": None,
-                    f"{p}.queued_at": now,
-                    f"{p}.retry_at": None,
-                    f"{p}.progress": 0.0,
-                    f"{p}.message": "waiting for a worker (the last one stopped)",
-                    "updated_at": now,
-                },
-                "$inc": {f"{p}.attempt": -1, "version": 1},
-            },
-            projection={"_id": 1},
-        )
-        if doc is None:
+        if not self.store.release_stage(job_id, stage, lease_id, now):
             raise self._lease_conflict(job_id, stage, lease_id)
         self.settle(job_id, now)
 
@@ -447,87 +385,49 @@ class Orchestrator:
     def _uploaded(self, job_id: str, stage: StageName, lease_id: str, name: str) -> StoredFile:
         if not is_stage_artifact(stage, name):
             raise RejectedError(422, "INVALID_ARTIFACT_NAME", f"The {stage} stage has no artifact named {name!r}.")
-        doc = self.store.file_docs.find_one(
-            {"metadata.job_id": job_id, "metadata.name": name, "metadata.lease_id": lease_id},
-            sort=[("uploadDate", -1)],
-        )
-        if doc is None:
+        stored = self.store.find_lease_upload(job_id, stage, name, lease_id)
+        if stored is None:
             raise RejectedError(422, "ARTIFACT_MISSING", f"{name} was not uploaded with this lease.")
-        meta = doc["metadata"]
-        return StoredFile(
-            name=name,
-            stage=stage,
-            file_id=doc["_id"],
-            size=int(doc["length"]),
-            sha256=meta["sha256"],
-            content_type=meta["content_type"],
-            created_at=as_utc(doc["uploadDate"]),
-        )
+        return stored
 
     def _record_success(self, job_id: str, stage: StageName, result: StageResult, now: datetime) -> None:
         self.require_lease(job_id, stage, result.lease_id)
         files = [self._uploaded(job_id, stage, result.lease_id, name) for name in dict.fromkeys(result.artifacts)]
-        p = f"stages.{stage}"
-        doc = self.store.jobs.find_one_and_update(
-            {"_id": job_id, "status": {"$in": ACTIVE_JOB}, f"{p}.lease_id": result.lease_id, f"{p}.status": "running"},
-            {
-                "$set": {
-                    f"{p}.status": "succeeded",
-                    f"{p}.progress": 1.0,
-                    f"{p}.message": "done",
-                    f"{p}.finished_at": now,
-                    f"{p}.metrics": result.metrics,
-                    f"{p}.artifacts": [f.model_dump() for f in files],
-                    f"{p}.error": None,
-                    "updated_at": now,
-                },
-                "$inc": {"version": 1},
-            },
-            return_document=ReturnDocument.AFTER,
-        )
-        if doc is None:
+        job = self.store.succeed_stage(job_id, stage, result.lease_id, now, metrics=result.metrics, artifacts=files)
+        if job is None:
             raise self._lease_conflict(job_id, stage, result.lease_id)
         for f in files:  # earlier attempts' copies of the same names
             self.store.delete_job_files(job_id, name=f.name, keep={f.file_id})
-        methods = doc.get("methods", [])
-        for follower in next_stages(stage, methods):
-            self.publish_stage(job_id, follower, now, expect={f"stages.{follower}.status": "pending"})
+        for follower in next_stages(stage, job.methods):
+            self.publish_stage(job_id, follower, now, expect={"status": "pending"})
 
     def _record_failure(self, job_id: str, stage: StageName, result: StageResult, now: datetime) -> ResultAck:
         job = self.require_lease(job_id, stage, result.lease_id)
         error = (
-            result.error.model_dump()
+            StoredError(**result.error.model_dump())
             if result.error is not None
-            else {"code": ErrorCode.INTERNAL.value, "message": "The worker reported a failure without an error."}
+            else StoredError(
+                code=ErrorCode.INTERNAL.value,
+                message="The worker reported a failure without an error.",
+                retryable=True,
+            )
         )
-        error.setdefault("retryable", True)
-        error.setdefault("details", {})
         attempt = job.stages[stage].attempt
-        retry = should_retry(attempt, self.settings.max_attempts, bool(error["retryable"]))
-        p = f"stages.{stage}"
+        retry = should_retry(attempt, self.settings.max_attempts, error.retryable)
         if retry:
             delay = retry_delay_s(attempt, self.settings.retry_backoff_s)
-            update = {
-                f"{p}.status": "queued",
-                f"{p}.retry_at": now + timedelta(seconds=delay),
-                f"{p}.last_error": error,
-                f"{p}.message": f"attempt {attempt} failed ({error['code']}); retrying in {delay:.0f} s",
-                f"{p}.lease_expires_at": None,
-            }
+            written = self.store.requeue_attempt(
+                job_id,
+                stage,
+                result.lease_id,
+                now,
+                error=error,
+                retry_at=now + timedelta(seconds=delay),
+                message=f"attempt {attempt} failed ({error.code}); retrying in {delay:.0f} s",
+            )
         else:
-            update = {
-                f"{p}.status": "failed",
-                f"{p}.error": error,
-                f"{p}.finished_at": now,
-                f"{p}.message": error["message"],
-                f"{p}.lease_expires_at": None,
-            }
-        doc = self.store.jobs.find_one_and_update(
-            {"_id": job_id, "status": {"$in": ACTIVE_JOB}, f"{p}.lease_id": result.lease_id, f"{p}.status": "running"},
-            {"$set": {**update, "updated_at": now}, "$inc": {"version": 1}},
-            projection={"_id": 1},
-        )
-        if doc is None:
+            written = self.store.fail_attempt(job_id, stage, result.lease_id, now, error=error)
+        if not written:
             raise self._lease_conflict(job_id, stage, result.lease_id)
         if retry:
             self.publish_due_retries(now, job_id=job_id)
@@ -543,28 +443,29 @@ class Orchestrator:
             job = self.get(job_id)
             if job is None or job.status in TERMINAL_JOB:
                 return job
-            update: dict[str, Any] = {}
-            sfm = job.stages["sfm"]
-            if sfm.status == "failed":
+            job_fields: dict[str, Any] = {}
+            stage_fields: dict[str, dict[str, Any]] = {}
+            if job.stages["sfm"].status == "failed":
                 for name, stage in job.stages.items():
                     if name != "sfm" and stage.status == "pending":
-                        update[f"stages.{name}.status"] = "cancelled"
-                        update[f"stages.{name}.message"] = "not run: structure from motion failed"
-                        update[f"stages.{name}.finished_at"] = now
-            statuses = {name: update.get(f"stages.{name}.status", s.status) for name, s in job.stages.items()}
+                        stage_fields[name] = {
+                            "status": "cancelled",
+                            "message": "not run: structure from motion failed",
+                            "finished_at": now,
+                        }
+            statuses: dict[str, str] = {
+                name: stage_fields.get(name, {}).get("status", s.status) for name, s in job.stages.items()
+            }
             claimed = any(s.attempt > 0 for s in job.stages.values())
             status = aggregate_status(statuses, claimed=claimed)
             if status != job.status:
-                update["status"] = status
+                job_fields["status"] = status
                 if status in TERMINAL_JOB:
-                    update["finished_at"] = now
-            if not update:
+                    job_fields["finished_at"] = now
+            if not job_fields and not stage_fields:
                 return job
-            update["updated_at"] = now
-            res = self.store.jobs.update_one(
-                {"_id": job_id, "version": job.version}, {"$set": update, "$inc": {"version": 1}}
-            )
-            if res.modified_count:
+            job_fields["updated_at"] = now
+            if self.store.update_job_at_version(job_id, job.version, job_fields=job_fields, stage_fields=stage_fields):
                 return self.get(job_id)
 
     def cancel(self, job_id: str, now: datetime) -> StoredJob | None:
@@ -576,29 +477,21 @@ class Orchestrator:
             job = self.get(job_id)
             if job is None or job.status in TERMINAL_JOB:
                 return job
-            update: dict[str, Any] = {"status": "cancelled", "finished_at": now, "updated_at": now}
-            for name, stage in job.stages.items():
-                if stage.status not in TERMINAL_STAGE:
-                    update[f"stages.{name}.status"] = "cancelled"
-                    update[f"stages.{name}.finished_at"] = now
-                    update[f"stages.{name}.message"] = "cancelled"
-                    update[f"stages.{name}.error"] = {
-                        "code": ErrorCode.CANCELLED.value,
-                        "message": "The job was cancelled.",
-                        "retryable": False,
-                        "details": {},
-                    }
-            res = self.store.jobs.update_one(
-                {"_id": job_id, "version": job.version}, {"$set": update, "$inc": {"version": 1}}
-            )
-            if res.modified_count:
+            error = StoredError(code=ErrorCode.CANCELLED.value, message="The job was cancelled.", retryable=False)
+            stage_fields: dict[str, dict[str, Any]] = {
+                name: {"status": "cancelled", "finished_at": now, "message": "cancelled", "error": error.model_dump()}
+                for name, stage in job.stages.items()
+                if stage.status not in TERMINAL_STAGE
+            }
+            job_fields = {"status": "cancelled", "finished_at": now, "updated_at": now}
+            if self.store.update_job_at_version(job_id, job.version, job_fields=job_fields, stage_fields=stage_fields):
                 return self.get(job_id)
 
     def delete(self, job_id: str, now: datetime) -> None:
         """Cancel the job if it runs, then delete its files and its record."""
         self.cancel(job_id, now)
         self.store.delete_job_files(job_id)
-        self.store.jobs.delete_one({"_id": job_id})
+        self.store.delete_job(job_id)
         self.store.delete_job_files(job_id)  # an upload that raced the first sweep
 
     # -- the reaper --------------------------------------------------------------------------------
@@ -606,22 +499,12 @@ class Orchestrator:
         """Publish queued stages whose retry backoff is over; returns their job ids."""
         published: list[str] = []
         for stage in STAGES:
-            p = f"stages.{stage}"
-            query: dict[str, Any] = {
-                "status": {"$in": ACTIVE_JOB},
-                f"{p}.status": "queued",
-                f"{p}.retry_at": {"$lte": now},
-            }
-            if job_id is not None:
-                query["_id"] = job_id
-            projection = {"_id": 1, f"{p}.retry_at": 1, f"{p}.attempt": 1, f"{p}.last_error": 1}
-            for doc in self.store.jobs.find(query, projection):
-                stage_doc = doc["stages"][stage]
-                why = (stage_doc.get("last_error") or {}).get("code", "a failure")
-                message = f"waiting for a worker (attempt {int(stage_doc.get('attempt', 0)) + 1}, after {why})"
-                expect = {f"{p}.status": "queued", f"{p}.retry_at": stage_doc["retry_at"]}
-                if self.publish_stage(doc["_id"], stage, now, expect=expect, message=message):
-                    published.append(doc["_id"])
+            for due_job_id, stage_doc in self.store.find_due_retries(stage, now, job_id=job_id):
+                why = stage_doc.last_error.code if stage_doc.last_error is not None else "a failure"
+                message = f"waiting for a worker (attempt {stage_doc.attempt + 1}, after {why})"
+                expect = {"status": "queued", "retry_at": stage_doc.retry_at}
+                if self.publish_stage(due_job_id, stage, now, expect=expect, message=message):
+                    published.append(due_job_id)
         return published
 
     def reap(self, now: datetime) -> ReapReport:
@@ -636,82 +519,52 @@ class Orchestrator:
         report = ReapReport()
         report.published.extend(self.publish_unpublished(now))
         for stage in STAGES:
-            p = f"stages.{stage}"
-            expired = self.store.jobs.find(
-                {"status": {"$in": ACTIVE_JOB}, f"{p}.status": "running", f"{p}.lease_expires_at": {"$lte": now}},
-                {"_id": 1, f"{p}.lease_id": 1, f"{p}.attempt": 1, f"{p}.worker_id": 1},
-            )
-            for doc in expired:
-                self._expire_lease(doc["_id"], stage, doc["stages"][stage], now, report)
+            for job_id, stage_doc in self.store.find_expired_leases(stage, now):
+                self._expire_lease(job_id, stage, stage_doc, now, report)
             # A crash between sfm's success and the training stages' publish leaves them pending.
             if stage in TRAINING_STAGES:
-                for doc in self.store.jobs.find(
-                    {"status": {"$in": ACTIVE_JOB}, "stages.sfm.status": "succeeded", f"{p}.status": "pending"},
-                    {"_id": 1},
-                ):
-                    if self.publish_stage(doc["_id"], stage, now, expect={f"{p}.status": "pending"}):
-                        report.published.append(doc["_id"])
+                for job_id in self.store.find_pending_after_sfm(stage):
+                    if self.publish_stage(job_id, stage, now, expect={"status": "pending"}):
+                        report.published.append(job_id)
             stale = now - timedelta(seconds=self.settings.unclaimed_requeue_s)
-            for doc in self.store.jobs.find(
-                {
-                    "status": {"$in": ACTIVE_JOB},
-                    f"{p}.status": "queued",
-                    f"{p}.retry_at": None,
-                    f"{p}.queued_at": {"$lte": stale},
-                },
-                {"_id": 1, f"{p}.queued_at": 1},
-            ):
-                queued_at = doc["stages"][stage]["queued_at"]
-                expect = {f"{p}.status": "queued", f"{p}.retry_at": None, f"{p}.queued_at": queued_at}
-                if self.publish_stage(doc["_id"], stage, now, expect=expect):
-                    report.published.append(doc["_id"])
+            for job_id, stage_doc in self.store.find_unclaimed_stages(stage, stale):
+                expect = {"status": "queued", "retry_at": None, "queued_at": stage_doc.queued_at}
+                if self.publish_stage(job_id, stage, now, expect=expect):
+                    report.published.append(job_id)
         report.published.extend(self.publish_due_retries(now))
         quiet = now - timedelta(seconds=self.settings.lease_s)
-        for doc in self.store.jobs.find({"status": {"$in": ACTIVE_JOB}, "updated_at": {"$lte": quiet}}, {"_id": 1}):
-            before = doc["_id"]
-            job = self.settle(before, now)
+        for job_id in self.store.find_quiet_active_jobs(quiet):
+            job = self.settle(job_id, now)
             if job is not None and job.status in TERMINAL_JOB:
-                report.settled.append(before)
+                report.settled.append(job_id)
         return report
 
     def _expire_lease(
-        self, job_id: str, stage: StageName, stage_doc: dict[str, Any], now: datetime, report: ReapReport
+        self, job_id: str, stage: StageName, stage_doc: StoredStage, now: datetime, report: ReapReport
     ) -> None:
-        p = f"stages.{stage}"
-        attempt = int(stage_doc.get("attempt", 0))
-        worker = stage_doc.get("worker_id")
-        error = {
-            "code": ErrorCode.WORKER_LOST.value,
-            "message": f"Worker {worker} stopped answering during attempt {attempt}.",
-            "retryable": True,
-            "details": {"attempt": attempt, "worker_id": worker},
-        }
-        if attempt >= self.settings.max_attempts:
-            error["message"] += f" All {attempt} attempts were used."
-            update = {
-                f"{p}.status": "failed",
-                f"{p}.error": error,
-                f"{p}.finished_at": now,
-                f"{p}.message": error["message"],
-            }
-        else:
-            update = {
-                f"{p}.status": "queued",
-                f"{p}.retry_at": now,
-                f"{p}.last_error": error,
-                f"{p}.message": f"worker lost; retrying (attempt {attempt + 1})",
-            }
-        res = self.store.jobs.update_one(
-            {
-                "_id": job_id,
-                "status": {"$in": ACTIVE_JOB},
-                f"{p}.status": "running",
-                f"{p}.lease_id": stage_doc.get("lease_id"),
-                f"{p}.lease_expires_at": {"$lte": now},
-            },
-            {"$set": {**update, f"{p}.lease_expires_at": None, "updated_at": now}, "$inc": {"version": 1}},
+        attempt = stage_doc.attempt
+        worker = stage_doc.worker_id
+        error = StoredError(
+            code=ErrorCode.WORKER_LOST.value,
+            message=f"Worker {worker} stopped answering during attempt {attempt}.",
+            retryable=True,
+            details={"attempt": attempt, "worker_id": worker},
         )
-        if not res.modified_count:
+        if attempt >= self.settings.max_attempts:
+            error.message += f" All {attempt} attempts were used."
+            written = self.store.fail_attempt(job_id, stage, stage_doc.lease_id, now, error=error, lease_expired=True)
+        else:
+            written = self.store.requeue_attempt(
+                job_id,
+                stage,
+                stage_doc.lease_id,
+                now,
+                error=error,
+                retry_at=now,
+                message=f"worker lost; retrying (attempt {attempt + 1})",
+                lease_expired=True,
+            )
+        if not written:
             return
         if attempt >= self.settings.max_attempts:
             report.worker_lost.append(job_id)

@@ -17,14 +17,9 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
-from shared.messages import STAGES
 from web_server.models import StoredStage
 from web_server.store import Store, as_utc, utcnow
-
-#: Jobs whose stages can be queued.
-ACTIVE_JOB = ("queued", "running")
 
 
 class QueuePositions:
@@ -73,17 +68,4 @@ class QueuePositions:
 
     def _read(self) -> dict[str, list[datetime]]:
         """The sorted ``queued_at`` of every queued stage of an active job, by stage, in one query."""
-        query: dict[str, Any] = {
-            "status": {"$in": list(ACTIVE_JOB)},
-            "$or": [{f"stages.{s}.status": "queued"} for s in STAGES],
-        }
-        projection = {f"stages.{s}.{field}": 1 for s in STAGES for field in ("status", "queued_at")}
-        queued: dict[str, list[datetime]] = {s: [] for s in STAGES}
-        for doc in self._store.jobs.find(query, projection):
-            for name, stage in (doc.get("stages") or {}).items():
-                at = as_utc(stage.get("queued_at"))
-                if name in queued and stage.get("status") == "queued" and at is not None:
-                    queued[name].append(at)
-        for values in queued.values():
-            values.sort()
-        return queued
+        return self._store.queued_stage_times()

@@ -1,4 +1,4 @@
-"""The file store: chunked GridFS writes that read back byte for byte, and aborts that leave nothing."""
+"""The store: chunked GridFS writes that read back byte for byte, aborts that leave nothing, documents from models."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from web_server.models import StoredApiKey, StoredFile, StoredJob, StoredStage
 from web_server.store import Store
 
 
@@ -38,3 +39,22 @@ def test_an_aborted_upload_leaves_no_file_and_no_chunks(mongo_db: Any) -> None:
     upload.abort()
     assert mongo_db["files.chunks"].count_documents({}) == 0
     assert mongo_db["files.files"].count_documents({}) == 0
+
+
+def _stored_names(model: type[Any]) -> set[str]:
+    return {info.alias or name for name, info in model.model_fields.items()}
+
+
+def test_new_job_and_key_documents_hold_exactly_the_fields_of_their_models(server: Any, tiny_video: bytes) -> None:
+    response = server.submit(tiny_video, methods="gs,nerf", name="kitchen")
+    assert response.status_code == 202
+    doc = server.db.jobs.find_one({"_id": response.json()["id"]})
+    assert set(doc) == _stored_names(StoredJob)
+    assert set(doc["input"]) == _stored_names(StoredFile)
+    assert sorted(doc["stages"]) == ["gs", "nerf", "sfm"]
+    for stage in doc["stages"].values():
+        assert set(stage) == _stored_names(StoredStage)
+    assert StoredJob.model_validate(doc).model_dump(by_alias=True) == doc  # nothing outside the model
+    assert (doc["name"], doc["methods"], doc["idempotency_key"]) == ("kitchen", ["gs", "nerf"], None)
+    key = server.db.api_keys.find_one({"owner": "alice"})
+    assert set(key) == _stored_names(StoredApiKey)

@@ -11,7 +11,6 @@ from shared.settings import Settings
 from web_server.artifact_names import ALL_NAMES
 from web_server.deps import OptionalOwnerDep, SettingsDep, StoreDep
 from web_server.downloads import file_response
-from web_server.models import StoredJob
 from web_server.problems import ApiError, Problem, not_found
 from web_server.signing import verify
 from web_server.store import Store, utcnow
@@ -54,17 +53,16 @@ def artifact_response(
     if exp is not None and sig is not None:
         if not verify(settings.signing_secret, job_id, name, exp, sig, utcnow()):
             raise ApiError(403, "INVALID_SIGNATURE", "The download link is invalid or expired; fetch the job again.")
-        query: dict[str, str] = {"_id": job_id}
+        job = store.get_job(job_id)
     elif owner is not None:
-        query = {"_id": job_id, "owner": owner}
+        job = store.get_owned_job(job_id, owner)
     else:
         raise ApiError(
             401, "UNAUTHORIZED", "Send an API key or use the job's signed URL.", headers={"WWW-Authenticate": "Bearer"}
         )
-    doc = store.jobs.find_one(query)
-    if doc is None:
+    if job is None:
         raise not_found()
-    stored = find_file(StoredJob.model_validate(doc), name)
+    stored = find_file(job, name)
     if stored is None:
         raise not_found("file")
     return file_response(store, stored, range_header=range_header, if_none_match=if_none_match, head=head)

@@ -11,7 +11,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -41,8 +41,7 @@ def _event(kind: str, data: dict[str, Any], event_id: int | None = None) -> str:
     return head + f"data: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
-def _snapshot(request: Request, settings: Settings, doc: dict[str, Any]) -> str:
-    job = StoredJob.model_validate(doc)
+def _snapshot(request: Request, settings: Settings, job: StoredJob) -> str:
     public = job_public(job, positions=get_queue_positions(request), settings=settings, now=utcnow())
     return _event("job", public.model_dump(mode="json"), job.version)
 
@@ -63,15 +62,15 @@ def job_events(
         seen = -1
         last_sent = time.monotonic()
         while not await request.is_disconnected():
-            doc = await run_in_threadpool(store.jobs.find_one, {"_id": job_id, "owner": owner})
-            if doc is None:
+            job = await run_in_threadpool(store.get_owned_job, job_id, owner)
+            if job is None:
                 yield _event("deleted", {"id": job_id})
                 return
-            if doc.get("version", 0) != seen:
-                seen = doc.get("version", 0)
-                yield await run_in_threadpool(_snapshot, request, settings, doc)
+            if job.version != seen:
+                seen = job.version
+                yield await run_in_threadpool(_snapshot, request, settings, job)
                 last_sent = time.monotonic()
-                if doc.get("status") in TERMINAL_JOB:
+                if job.status in TERMINAL_JOB:
                     return
             elif time.monotonic() - last_sent > KEEPALIVE_S:
                 yield ": keep-alive\n\n"
@@ -88,21 +87,24 @@ def all_events(request: Request, owner: OwnerDep, settings: SettingsDep, store: 
 
     async def stream() -> AsyncIterator[str]:
         versions: dict[str, int] = {}
-        query: dict[str, Any] = {"owner": owner, "status": {"$in": ["queued", "running"]}}
+        since: datetime | None = None  # None: the active jobs (the first pass)
         last_sent = time.monotonic()
         while not await request.is_disconnected():
             started = utcnow()
-            docs = await run_in_threadpool(lambda q=query: list(store.jobs.find(q).sort("updated_at", 1)))
-            for doc in docs:
-                if versions.get(doc["_id"]) != doc.get("version", 0):
-                    versions[doc["_id"]] = doc.get("version", 0)
-                    yield await run_in_threadpool(_snapshot, request, settings, doc)
+            if since is None:
+                jobs = await run_in_threadpool(store.list_active_owner_jobs, owner)
+            else:
+                jobs = await run_in_threadpool(store.list_owner_jobs_updated_since, owner, since)
+            for job in jobs:
+                if versions.get(job.id) != job.version:
+                    versions[job.id] = job.version
+                    yield await run_in_threadpool(_snapshot, request, settings, job)
                     last_sent = time.monotonic()
             if time.monotonic() - last_sent > KEEPALIVE_S:
                 yield ": keep-alive\n\n"
                 last_sent = time.monotonic()
             # Writes stamp updated_at before they land; a second of slack catches the slow ones.
-            query = {"owner": owner, "updated_at": {"$gte": started - timedelta(seconds=1)}}
+            since = started - timedelta(seconds=1)
             await asyncio.sleep(poll_s)
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers=_SSE_HEADERS)

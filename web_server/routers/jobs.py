@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import logging
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -38,10 +38,10 @@ _NOT_FOUND = {404: {"model": Problem, "description": "no such job (or not yours)
 
 def owned_job(store: Store, job_id: str, owner: str) -> StoredJob:
     """The caller's job; 404 for a missing job and for another owner's alike."""
-    doc = store.jobs.find_one({"_id": job_id, "owner": owner})
-    if doc is None:
+    job = store.get_owned_job(job_id, owner)
+    if job is None:
         raise not_found()
-    return StoredJob.model_validate(doc)
+    return job
 
 
 def _accepted(job: JobPublic) -> JSONResponse:
@@ -143,15 +143,10 @@ def list_jobs(
     status: Annotated[JobStatus | None, Query()] = None,
 ) -> JobList:
     """The caller's jobs, newest first."""
-    query: dict[str, Any] = {"owner": owner}
-    if status is not None:
-        query["status"] = status
-    if cursor:
-        created_at, job_id = _decode_cursor(cursor)
-        query["$or"] = [{"created_at": {"$lt": created_at}}, {"created_at": created_at, "_id": {"$lt": job_id}}]
-    docs = list(store.jobs.find(query).sort([("created_at", -1), ("_id", -1)]).limit(limit + 1))
-    jobs = [StoredJob.model_validate(d) for d in docs[:limit]]
-    next_cursor = _encode_cursor(jobs[-1].created_at, jobs[-1].id) if len(docs) > limit else None
+    before = _decode_cursor(cursor) if cursor else None
+    found = store.list_owner_jobs(owner, limit=limit + 1, status=status, before=before)  # one more: another page?
+    jobs = found[:limit]
+    next_cursor = _encode_cursor(jobs[-1].created_at, jobs[-1].id) if len(found) > limit else None
     return JobList(items=[_public(request, j) for j in jobs], next_cursor=next_cursor)
 
 

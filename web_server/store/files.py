@@ -1,57 +1,22 @@
-"""MongoDB access: the ``jobs`` and ``api_keys`` collections and the ``files`` GridFS bucket.
-
-Every state change elsewhere is one atomic ``find_one_and_update`` whose filter states the
-condition it relies on (a lease, a status, a version); no transactions, no change streams, so a
-standalone ``mongod`` (or SecantusDB) is enough.
-"""
+"""The ``files`` GridFS bucket: chunked writes, ranged reads, a job's files, and the janitor's queries."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import gridfs
-import pymongo
 from bson import ObjectId
-from pymongo.database import Database
 
-FILES_BUCKET = "files"
-_CHUNK = 1024 * 1024
+from web_server.models import StoredFile
+from web_server.store.base import CHUNK_SIZE, Collections, as_utc, utcnow
+
 #: Chunks sent per ``insert_many`` by :class:`FileUpload` (bounded memory, fewer round trips).
 _BATCH_CHUNKS = 1
-
-
-def utcnow() -> datetime:
-    """The current time, timezone-aware UTC."""
-    return datetime.now(UTC)
-
-
-def as_utc(value: datetime | None) -> datetime | None:
-    """A datetime read from MongoDB as aware UTC (clients without ``tz_aware`` return naive UTC)."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
-
-
-def connect(mongo_url: str, db_name: str, *, timeout_ms: int = 2000) -> Database:
-    """A database handle on a client that returns aware datetimes.
-
-    Args:
-        mongo_url: the MongoDB URL.
-        db_name: the database name.
-        timeout_ms: server selection and connect timeout: how long a call waits for an unreachable
-            MongoDB before it raises (the API then answers 503 ``STORE_UNAVAILABLE``).
-
-    Returns:
-        The pymongo database.
-    """
-    client: pymongo.MongoClient = pymongo.MongoClient(
-        mongo_url, tz_aware=True, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms
-    )
-    return client[db_name]
 
 
 class FileUpload:
@@ -69,7 +34,7 @@ class FileUpload:
         metadata: the file's metadata (``job_id``, ``name``, ...).
     """
 
-    def __init__(self, store: Store, filename: str, metadata: dict[str, Any]) -> None:
+    def __init__(self, store: Collections, filename: str, metadata: dict[str, Any]) -> None:
         self._store = store
         self._filename = filename
         self._metadata = dict(metadata)
@@ -87,8 +52,8 @@ class FileUpload:
     def _insert_chunks(self, size: int) -> None:
         docs = []
         with memoryview(self._buffer) as view:  # one copy per chunk, not two
-            for start in range(0, size, _CHUNK):
-                data = bytes(view[start : min(start + _CHUNK, size)])
+            for start in range(0, size, CHUNK_SIZE):
+                data = bytes(view[start : min(start + CHUNK_SIZE, size)])
                 docs.append({"files_id": self.file_id, "n": self._chunk_index, "data": data})
                 self._chunk_index += 1
         if docs:
@@ -100,8 +65,8 @@ class FileUpload:
         self._digest.update(data)
         self.length += len(data)
         self._buffer += data
-        if len(self._buffer) >= _CHUNK * _BATCH_CHUNKS:
-            self._insert_chunks(len(self._buffer) // _CHUNK * _CHUNK)
+        if len(self._buffer) >= CHUNK_SIZE * _BATCH_CHUNKS:
+            self._insert_chunks(len(self._buffer) // CHUNK_SIZE * CHUNK_SIZE)
 
     def close(self, *, filename: str | None = None, metadata: dict[str, Any] | None = None) -> None:
         """Write the remaining chunks and the files document; the file is visible from now on.
@@ -115,7 +80,7 @@ class FileUpload:
             {
                 "_id": self.file_id,
                 "length": self.length,
-                "chunkSize": _CHUNK,
+                "chunkSize": CHUNK_SIZE,
                 "uploadDate": utcnow(),
                 "filename": filename or self._filename,
                 "metadata": {**self._metadata, **(metadata or {}), "sha256": self.sha256},
@@ -129,57 +94,24 @@ class FileUpload:
         self._store.chunk_docs.delete_many({"files_id": self.file_id})
 
 
-class Store:
-    """The collections and the file bucket of one database.
+@dataclass(frozen=True)
+class BucketFile:
+    """A complete file of the bucket as the janitor sees it.
 
-    Args:
-        db: the pymongo database.
+    Attributes:
+        file_id: the GridFS file id.
+        length: its size in bytes.
+        job_id: the job named in its metadata, or None.
     """
 
-    def __init__(self, db: Database) -> None:
-        self.db = db
-        self.jobs = db["jobs"]
-        self.api_keys = db["api_keys"]
-        self.workers = db["workers"]
-        self.files = gridfs.GridFSBucket(db, bucket_name=FILES_BUCKET, chunk_size_bytes=_CHUNK)
-        self.file_docs = db[f"{FILES_BUCKET}.files"]
-        self.chunk_docs = db[f"{FILES_BUCKET}.chunks"]
+    file_id: Any
+    length: int
+    job_id: str | None
 
-    def ensure_indexes(self) -> None:
-        """Create the indexes the queries rely on (idempotent)."""
-        self.jobs.create_index([("owner", 1), ("created_at", -1), ("_id", -1)])
-        self.jobs.create_index([("owner", 1), ("updated_at", -1)])
-        # Partial, not sparse: a sparse compound index still holds every job (``owner`` is always
-        # there), so two jobs without a key would collide on ``(owner, null)``.
-        self.jobs.create_index(
-            [("owner", 1), ("idempotency_key", 1)],
-            unique=True,
-            partialFilterExpression={"idempotency_key": {"$type": "string"}},
-        )
-        self.jobs.create_index([("status", 1)])
-        self.api_keys.create_index([("token_sha256", 1)], unique=True)
-        self.workers.create_index([("announced_at", -1)])
-        self.file_docs.create_index([("metadata.job_id", 1), ("metadata.name", 1)])
-        self.file_docs.create_index([("filename", 1), ("uploadDate", 1)])
-        self.chunk_docs.create_index([("files_id", 1), ("n", 1)], unique=True)
 
-    # --- workers ----------------------------------------------------------------------------------
-    def record_worker(self, worker_id: str, stage: str, device: str, now: datetime) -> None:
-        """Remember a training worker's announcement (one document per worker id, the latest wins)."""
-        self.workers.update_one(
-            {"_id": worker_id}, {"$set": {"stage": stage, "device": device, "announced_at": now}}, upsert=True
-        )
+class FileQueries(Collections):
+    """The ``files`` bucket's reads and writes."""
 
-    def latest_worker_device(self) -> str | None:
-        """The device of the training worker that announced itself last, or None when none has."""
-        doc = self.workers.find_one({}, {"device": 1}, sort=[("announced_at", -1)])
-        return None if doc is None else str(doc["device"])
-
-    def ping(self) -> None:
-        """Raise when MongoDB does not answer."""
-        self.db.command("ping")
-
-    # --- files ------------------------------------------------------------------------------------
     def open_upload(self, filename: str, metadata: dict[str, Any]) -> FileUpload:
         """A new file in the bucket, written with :meth:`FileUpload.write` and finished by ``close()``."""
         return FileUpload(self, filename, metadata)
@@ -200,7 +132,7 @@ class Store:
         upload = self.open_upload(name, {"job_id": job_id, "name": name, "content_type": content_type, "stage": stage})
         try:
             with source.open("rb") as fh:
-                while chunk := fh.read(_CHUNK):
+                while chunk := fh.read(CHUNK_SIZE):
                     upload.write(chunk)
             upload.close()
         except BaseException:
@@ -215,11 +147,37 @@ class Store:
             stream.seek(start)
             remaining = stop - start
             while remaining > 0:
-                chunk = stream.read(min(_CHUNK, remaining))
+                chunk = stream.read(min(CHUNK_SIZE, remaining))
                 if not chunk:
                     break
                 remaining -= len(chunk)
                 yield chunk
+
+    def find_lease_upload(self, job_id: str, stage: str, name: str, lease_id: str) -> StoredFile | None:
+        """The newest file named ``name`` that a lease holder uploaded for the job, or None.
+
+        Args:
+            job_id: the job.
+            stage: the stage the file belongs to (recorded in the returned :class:`StoredFile`).
+            name: the artifact name.
+            lease_id: the lease it was uploaded under.
+        """
+        doc = self.file_docs.find_one(
+            {"metadata.job_id": job_id, "metadata.name": name, "metadata.lease_id": lease_id},
+            sort=[("uploadDate", -1)],
+        )
+        if doc is None:
+            return None
+        meta = doc["metadata"]
+        return StoredFile(
+            name=name,
+            stage=stage,
+            file_id=doc["_id"],
+            size=int(doc["length"]),
+            sha256=meta["sha256"],
+            content_type=meta["content_type"],
+            created_at=as_utc(doc["uploadDate"]),
+        )
 
     def delete_job_files(self, job_id: str, *, keep: set[Any] | None = None, name: str | None = None) -> int:
         """Delete a job's files (only those named ``name`` when given), except the ids in ``keep``.
@@ -240,3 +198,34 @@ class Store:
             except gridfs.errors.NoFile:
                 continue
         return deleted
+
+    # --- the janitor's queries --------------------------------------------------------------------
+    def chunk_group_ids(self) -> list[Any]:
+        """The distinct ``files_id`` of every chunk in the bucket (complete files and orphans alike)."""
+        return list(self.chunk_docs.distinct("files_id"))
+
+    def complete_file_ids(self, file_ids: list[Any]) -> set[Any]:
+        """Those of ``file_ids`` that have a files document (a file is complete once it has one)."""
+        return {d["_id"] for d in self.file_docs.find({"_id": {"$in": file_ids}}, {"_id": 1})}
+
+    def newest_chunk_id(self, file_id: Any) -> Any | None:
+        """The ``_id`` of the highest-numbered chunk of ``file_id``, or None when it has no chunk."""
+        doc = self.chunk_docs.find_one({"files_id": file_id}, {"_id": 1}, sort=[("n", -1)])
+        return None if doc is None else doc["_id"]
+
+    def delete_chunks(self, file_id: Any) -> int:
+        """Delete every chunk of ``file_id``; returns how many."""
+        return int(self.chunk_docs.delete_many({"files_id": file_id}).deleted_count)
+
+    def files_uploaded_before(self, cutoff: datetime) -> list[BucketFile]:
+        """The complete files whose upload finished at or before ``cutoff``."""
+        docs = self.file_docs.find({"uploadDate": {"$lte": cutoff}}, {"_id": 1, "length": 1, "metadata.job_id": 1})
+        return [
+            BucketFile(file_id=d["_id"], length=int(d.get("length", 0)), job_id=(d.get("metadata") or {}).get("job_id"))
+            for d in docs
+        ]
+
+    def delete_file(self, file_id: Any) -> None:
+        """Delete a file: its files document first (the file is gone from then on), then its chunks."""
+        self.file_docs.delete_one({"_id": file_id})
+        self.chunk_docs.delete_many({"files_id": file_id})
