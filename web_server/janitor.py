@@ -11,7 +11,8 @@ that hold whatever the upload code does, and touches nothing younger than ``jani
   (and GridFS itself) inserts the chunks first and the files document last. Chunks without a files
   document whose newest chunk is older than the minimum age are an upload that died.
 - **Every kept file is referenced by a job**: the job's ``input.file_id`` or an artifact's
-  ``file_id`` in one of its stages. A files document older than the minimum age that no job
+  ``file_id`` in one of its stages, or a run's ``shared_file_ids`` (a run references the input
+  and SfM result of the job it started from, which may be deleted before it). A files document older than the minimum age that no job
   references (its job was never written, was deleted, or the attempt that uploaded it never
   reported) is removed with its chunks.
 """
@@ -133,6 +134,9 @@ class Janitor:
                 {"_id": {"$in": job_ids[start : start + _BATCH]}}, {"input.file_id": 1, "stages": 1}
             )
             referenced.update(file_id for job in jobs for file_id in _file_ids(job))
+        candidates = [doc["_id"] for docs in by_job.values() for doc in docs if doc["_id"] not in referenced]
+        for start in range(0, len(candidates), _BATCH):  # a run still uses a deleted job's input or SfM result
+            referenced.update(self.store.borrowed_file_ids(candidates[start : start + _BATCH]))
         for docs in by_job.values():
             for doc in docs:
                 if doc["_id"] in referenced:

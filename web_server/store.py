@@ -157,11 +157,48 @@ class Store:
             partialFilterExpression={"idempotency_key": {"$type": "string"}},
         )
         self.jobs.create_index([("status", 1)])
+        self.jobs.create_index([("root_job", 1), ("created_at", 1)])
+        self.jobs.create_index([("shared_file_ids", 1)])
         self.api_keys.create_index([("token_sha256", 1)], unique=True)
         self.workers.create_index([("announced_at", -1)])
         self.file_docs.create_index([("metadata.job_id", 1), ("metadata.name", 1)])
         self.file_docs.create_index([("filename", 1), ("uploadDate", 1)])
         self.chunk_docs.create_index([("files_id", 1), ("n", 1)], unique=True)
+
+    # --- runs (jobs started from another job's input and SfM result) --------------------------------
+    def insert_job(self, doc: dict[str, Any]) -> None:
+        """Insert a job document; raises ``pymongo.errors.DuplicateKeyError`` when its idempotency key is taken."""
+        self.jobs.insert_one(doc)
+
+    def job_by_idempotency_key(self, owner: str, key: str) -> dict[str, Any] | None:
+        """The owner's job created with ``Idempotency-Key: key``, or None."""
+        return self.jobs.find_one({"owner": owner, "idempotency_key": key})
+
+    def count_runs(self, root_job: str) -> int:
+        """How many runs the uploaded job ``root_job`` has (the job itself not counted)."""
+        return self.jobs.count_documents({"root_job": root_job})
+
+    def job_family(self, owner: str, root_job: str) -> list[dict[str, Any]]:
+        """The owner's uploaded job ``root_job`` (when it still exists) and all its runs, oldest first."""
+        query = {"owner": owner, "$or": [{"_id": root_job}, {"root_job": root_job}]}
+        return list(self.jobs.find(query).sort([("created_at", 1), ("_id", 1)]))
+
+    def borrowed_file_ids(self, file_ids: list[Any], *, besides: str | None = None) -> set[Any]:
+        """Those of ``file_ids`` that a run (other than the job ``besides``) references as ``shared_file_ids``."""
+        if not file_ids:
+            return set()
+        query: dict[str, Any] = {"shared_file_ids": {"$in": file_ids}}
+        if besides is not None:
+            query["_id"] = {"$ne": besides}
+        wanted = set(file_ids)
+        borrowed: set[Any] = set()
+        for doc in self.jobs.find(query, {"shared_file_ids": 1}):
+            borrowed.update(fid for fid in doc.get("shared_file_ids") or [] if fid in wanted)
+        return borrowed
+
+    def job_file_ids(self, job_id: str) -> list[Any]:
+        """The ids of the files stored for the job (``metadata.job_id``)."""
+        return [doc["_id"] for doc in self.file_docs.find({"metadata.job_id": job_id}, {"_id": 1})]
 
     # --- workers ----------------------------------------------------------------------------------
     def record_worker(self, worker_id: str, stage: str, device: str, now: datetime) -> None:
