@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     max_concurrent_uploads_per_key: int = Field(
         default=4, ge=1, description="uploads one API key may have in flight per server process (429 TOO_MANY_UPLOADS)"
     )
+    max_runs_per_job: int = Field(
+        default=10, ge=0, description="runs (POST /v1/jobs/{id}/runs) one uploaded job may have (409 RUN_LIMIT_REACHED)"
+    )
     max_artifact_bytes: int = Field(
         default=16 * 1024**3, gt=0, description="largest artifact a worker may upload (413 ARTIFACT_TOO_LARGE)"
     )

@@ -136,6 +136,9 @@ class JobView(_Model):
     artifacts: list[ArtifactView] = Field(default_factory=list)
     error: StageFailure | None = None
     queue_position: int | None = None
+    from_job: str | None = None
+    root_job: str | None = None
+    sfm_reused_from: str | None = None
 
     @field_validator("stages", mode="before")
     @classmethod
@@ -174,6 +177,14 @@ class JobPage(_Model):
 
     jobs: list[JobView] = Field(default_factory=list, validation_alias=AliasChoices("jobs", "items"))
     next_cursor: str | None = Field(default=None, validation_alias=AliasChoices("next_cursor", "cursor"))
+
+
+class RunPage(_Model):
+    """``GET /v1/jobs/{id}/runs``: the uploaded job first, then its runs, oldest first."""
+
+    root_job: str
+    max_runs: int
+    jobs: list[JobView] = Field(default_factory=list, validation_alias=AliasChoices("jobs", "items"))
 
 
 class _CountingFile:
@@ -312,6 +323,44 @@ class Vid2SceneClient:
             "POST", "/v1/jobs", content=body, headers=headers, timeout=httpx.Timeout(None, connect=10.0)
         )
         return JobView.model_validate(response.json())
+
+    def rerun(
+        self,
+        job_id: str,
+        *,
+        methods: Sequence[str],
+        preset: str | None = None,
+        options: dict[str, Any] | None = None,
+        name: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> JobView:
+        """Train again on a finished job's stored video and SfM result (``POST /v1/jobs/{id}/runs``).
+
+        Args:
+            job_id: the finished job to start from.
+            methods: training stages of the new run (``gs``, ``nerf``).
+            preset: ``preview``, ``standard`` or ``high``; None keeps the source job's.
+            options: per-stage overrides; an ``sfm`` override that changes an option runs SfM again.
+            name: a label for the run (None keeps the source job's).
+            idempotency_key: a retried request with the same key returns the first run.
+
+        Returns:
+            The new run, a job of its own (status ``queued``).
+        """
+        body: dict[str, Any] = {"methods": list(methods)}
+        if preset is not None:
+            body["preset"] = preset
+        if options:
+            body["options"] = options
+        if name is not None:
+            body["name"] = name
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        response = self._request("POST", f"/v1/jobs/{job_id}/runs", json=body, headers=headers)
+        return JobView.model_validate(response.json())
+
+    def runs(self, job_id: str) -> RunPage:
+        """The runs of a job's capture, the uploaded job first (``GET /v1/jobs/{id}/runs``)."""
+        return RunPage.model_validate(self._request("GET", f"/v1/jobs/{job_id}/runs").json())
 
     def get(self, job_id: str) -> JobView:
         """One job (``GET /v1/jobs/{id}``)."""

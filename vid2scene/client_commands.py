@@ -1,4 +1,4 @@
-"""``vid2scene submit|status|wait|download|cancel|jobs|delete``: the API client on the command line.
+"""``vid2scene submit|rerun|runs|status|wait|download|cancel|jobs|delete``: the API client on the command line.
 
 Each command talks to ``--server`` (or ``VID2SCENE_SERVER``) with ``--api-key`` (or
 ``VID2SCENE_API_KEY``). Job ids and paths go to stdout; progress bars and messages to stderr.
@@ -225,6 +225,9 @@ def describe(job: JobView) -> str:
     if job.queue_position is not None and job.status == "queued":
         head += f", position {job.queue_position} in the queue"
     lines = [head]
+    if job.from_job:
+        reused = f", SfM reused from job {job.sfm_reused_from}" if job.sfm_reused_from else ""
+        lines.append(f"  run of job {job.from_job}{reused}")
     for stage in job.stages:
         line = f"  {stage.name:<5} {stage.status:<10} {100 * stage.progress:5.1f}%"
         if stage.attempt > 1:
@@ -254,6 +257,47 @@ def cmd_submit(args: argparse.Namespace) -> int:
             print(f"submitted job {job.id}; follow it with: vid2scene wait {job.id}", file=sys.stderr)
             return ExitCode.OK
         return exit_code_for(follow(client, job.id, quiet=args.quiet))
+
+
+@handles_api_errors
+def cmd_rerun(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        job = client.rerun(args.job, methods=args.methods, preset=args.preset, options=args.options, name=args.name)
+        print(job.id)
+        sfm = f"SfM reused from job {job.sfm_reused_from}" if job.sfm_reused_from else "SfM runs again"
+        if not args.wait:
+            print(
+                f"started run {job.id} of job {args.job} ({sfm}); follow it with: vid2scene wait {job.id}",
+                file=sys.stderr,
+            )
+            return ExitCode.OK
+        print(f"started run {job.id} of job {args.job} ({sfm})", file=sys.stderr)
+        return exit_code_for(follow(client, job.id, quiet=args.quiet))
+
+
+def heldout_psnr(job: JobView) -> str:
+    """The held-out PSNR of each succeeded training stage, e.g. ``gs 24.31 dB, nerf 22.10 dB``."""
+    parts = []
+    for stage in job.stages:
+        value = stage.metrics.get("heldout_psnr")
+        if stage.name != "sfm" and isinstance(value, int | float):
+            parts.append(f"{stage.name} {value:.2f} dB")
+    return ", ".join(parts) or "-"
+
+
+@handles_api_errors
+def cmd_runs(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        page = client.runs(args.job)
+    if args.json:
+        print(page.model_dump_json(indent=2))
+        return ExitCode.OK
+    for job in page.jobs:
+        origin = "uploaded" if job.from_job is None else f"from {job.from_job}"
+        line = f"{job.id}  {job.status:<10} {','.join(job.methods):<8} {job.preset or '':<9} {origin:<38}"
+        print(f"{line} held-out PSNR: {heldout_psnr(job)}")
+    print(f"{len(page.jobs) - 1} of {page.max_runs} runs of job {page.root_job}", file=sys.stderr)
+    return ExitCode.OK
 
 
 @handles_api_errors
@@ -336,6 +380,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--wait", action="store_true", help="follow the job until it ends")
     add_server_arguments(p)
     p.set_defaults(func=cmd_submit)
+
+    p = subparsers.add_parser(
+        "rerun",
+        help="train again on a finished job's uploaded video and SfM result (no upload, no second SfM)",
+        description=(
+            "Start a run: a new job that trains --methods with --preset and --options on the stored video and "
+            "SfM result of JOB, which must have ended with its SfM stage succeeded. SfM runs again only when "
+            "--options changes an sfm option. Prints the run's job id; the original job's files stay."
+        ),
+    )
+    p.add_argument("job", help="the finished job to start from")
+    p.add_argument(
+        "--methods", type=parse_methods, required=True, help="training stages of the run: gs, nerf or gs,nerf"
+    )
+    p.add_argument(
+        "--preset", choices=("preview", "standard", "high"), default=None, help="quality preset (default: the job's)"
+    )
+    p.add_argument("--options", type=parse_options, default=None, help="per-stage overrides as JSON or @file.json")
+    p.add_argument("--name", default=None, help="a label for the run (default: the job's)")
+    p.add_argument("--wait", action="store_true", help="follow the run until it ends")
+    add_server_arguments(p)
+    p.set_defaults(func=cmd_rerun)
+
+    p = subparsers.add_parser("runs", help="list a job's runs with their held-out PSNR, side by side")
+    p.add_argument("job", help="the uploaded job or one of its runs")
+    p.add_argument("--json", action="store_true", help="print them as JSON")
+    add_server_arguments(p)
+    p.set_defaults(func=cmd_runs)
 
     p = subparsers.add_parser("status", help="show a job")
     p.add_argument("job", help="the job id")

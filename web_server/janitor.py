@@ -11,7 +11,8 @@ that hold whatever the upload code does, and touches nothing younger than ``jani
   (and GridFS itself) inserts the chunks first and the files document last. Chunks without a files
   document whose newest chunk is older than the minimum age are an upload that died.
 - **Every kept file is referenced by a job**: the job's ``input.file_id`` or an artifact's
-  ``file_id`` in one of its stages. A files document older than the minimum age that no job
+  ``file_id`` in one of its stages, or a run's ``shared_file_ids`` (a run references the input
+  and SfM result of the job it started from, which may be deleted before it). A files document older than the minimum age that no job
   references (its job was never written, was deleted, or the attempt that uploaded it never
   reported) is removed with its chunks.
 """
@@ -128,6 +129,11 @@ class Janitor:
         referenced: set[Any] = set()
         for start in range(0, len(job_ids), _BATCH):
             referenced.update(self.store.referenced_file_ids(job_ids[start : start + _BATCH]))
+        candidates = [
+            stored.file_id for files in by_job.values() for stored in files if stored.file_id not in referenced
+        ]
+        for start in range(0, len(candidates), _BATCH):  # a run still uses a deleted job's input or SfM result
+            referenced.update(self.store.borrowed_file_ids(candidates[start : start + _BATCH]))
         for files in by_job.values():
             for stored in files:
                 if stored.file_id in referenced:

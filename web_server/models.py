@@ -98,6 +98,12 @@ class StoredJob(_Stored):
     video: dict[str, Any] = Field(default_factory=dict, description="the probe of the input video")
     capture: dict[str, Any] | None = Field(default=None, description="the capture check, from the sfm stage")
     stages: dict[StageName, StoredStage]
+    from_job: str | None = Field(default=None, description="a run: the job whose input and SfM result it started from")
+    root_job: str | None = Field(default=None, description="a run: the uploaded job its family of runs started from")
+    sfm_reused_from: str | None = Field(default=None, description="a run whose sfm stage is the source's result")
+    shared_file_ids: list[Any] = Field(
+        default_factory=list, description="a run: other jobs' files it references (kept while it exists)"
+    )
 
 
 class StoredApiKey(_Stored):
@@ -120,6 +126,21 @@ class JobCreate(BaseModel):
     preset: PresetName = "standard"
     name: str | None = Field(default=None, max_length=200)
     options: dict[StageName, dict[str, Any]] = Field(default_factory=dict)
+
+
+class RunCreate(BaseModel):
+    """The JSON body of ``POST /v1/jobs/{id}/runs``: what the new run trains, on the job's stored input."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    methods: list[Literal["gs", "nerf"]] = Field(min_length=1, description="training stages to run")
+    preset: PresetName | None = Field(default=None, description="default: the source job's preset")
+    name: str | None = Field(default=None, max_length=200)
+    options: dict[StageName, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="per-stage overrides; sfm overrides apply to the source's sfm options and, when they change "
+        "them, run SfM again from the stored input",
+    )
 
 
 # --- public ---------------------------------------------------------------------------------------
@@ -194,6 +215,13 @@ class JobPublic(BaseModel):
     )
     stages: dict[StageName, StagePublic]
     artifacts: list[ArtifactPublic]
+    from_job: str | None = Field(default=None, description="a run: the job it was started from (else null)")
+    root_job: str | None = Field(
+        default=None, description="a run: the uploaded job of its family (GET /v1/jobs/{root_job}/runs lists them all)"
+    )
+    sfm_reused_from: str | None = Field(
+        default=None, description="a run whose SfM result is that job's, reused without running SfM again"
+    )
 
 
 class JobList(BaseModel):
@@ -201,6 +229,14 @@ class JobList(BaseModel):
 
     items: list[JobPublic]
     next_cursor: str | None
+
+
+class RunList(BaseModel):
+    """The runs of one capture: the uploaded job first, then every run started from it or its runs, oldest first."""
+
+    root_job: str = Field(description="the uploaded job the runs share their input with")
+    max_runs: int = Field(description="how many runs a job may have besides itself (VID2SCENE_MAX_RUNS_PER_JOB)")
+    items: list[JobPublic]
 
 
 class ApiKeyPublic(BaseModel):

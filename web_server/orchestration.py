@@ -488,11 +488,16 @@ class Orchestrator:
                 return self.get(job_id)
 
     def delete(self, job_id: str, now: datetime) -> None:
-        """Cancel the job if it runs, then delete its files and its record."""
+        """Cancel the job if it runs, then delete its files and its record.
+
+        Files that a run of this job still references (its input, its SfM result) stay; the
+        janitor removes them once no job references them any more.
+        """
         self.cancel(job_id, now)
-        self.store.delete_job_files(job_id)
+        borrowed = self.store.borrowed_file_ids(self.store.job_file_ids(job_id), besides=job_id)
+        self.store.delete_job_files(job_id, keep=borrowed)
         self.store.delete_job(job_id)
-        self.store.delete_job_files(job_id)  # an upload that raced the first sweep
+        self.store.delete_job_files(job_id, keep=borrowed)  # an upload that raced the first sweep
 
     # -- the reaper --------------------------------------------------------------------------------
     def publish_due_retries(self, now: datetime, *, job_id: str | None = None) -> list[str]:

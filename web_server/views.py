@@ -104,4 +104,7 @@ def job_public(job: StoredJob, *, positions: QueuePositions, settings: Settings,
         capture=None if job.capture is None else CaptureReport.model_validate(job.capture),
         stages=stages,
         artifacts=artifacts,
+        from_job=job.from_job,
+        root_job=job.root_job,
+        sfm_reused_from=job.sfm_reused_from,
     )

@@ -22,8 +22,9 @@ from web_server.deps import (
     get_settings,
 )
 from web_server.intake import accept_upload
-from web_server.models import JobList, JobPublic, JobStatus, StoredJob
+from web_server.models import JobList, JobPublic, JobStatus, RunCreate, RunList, StoredJob
 from web_server.problems import ApiError, Problem, not_found
+from web_server.runs import start_run
 from web_server.store import Store, as_utc, utcnow
 from web_server.uploads import VIDEO_FIELD
 from web_server.views import job_public
@@ -215,3 +216,56 @@ def delete_job(
     orchestrator.delete(job_id, utcnow())
     positions.invalidate()
     return Response(status_code=204)
+
+
+@router.post(
+    "/{job_id}/runs",
+    status_code=202,
+    response_model=JobPublic,
+    responses={
+        **_AUTH,
+        **_NOT_FOUND,
+        409: {
+            "model": Problem,
+            "description": "JOB_NOT_FINISHED (the job is queued or running), NO_SFM_RESULT (its sfm stage did not "
+            "succeed) or RUN_LIMIT_REACHED (VID2SCENE_MAX_RUNS_PER_JOB)",
+        },
+        422: {"model": Problem, "description": "INVALID_OPTIONS, IDEMPOTENCY_KEY_REUSED or VALIDATION_ERROR"},
+    },
+)
+def create_run(
+    job_id: str,
+    body: RunCreate,
+    request: Request,
+    owner: OwnerDep,
+    settings: SettingsDep,
+    store: StoreDep,
+    orchestrator: OrchestratorDep,
+    positions: QueuePositionsDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
+) -> JSONResponse:
+    """Train again on a finished job's stored video and SfM result: a new job (a *run*), 202 with ``Location``.
+
+    No upload and no second SfM: the run's ``sfm`` stage is the source's result, unless ``options.sfm``
+    changes an SfM option, in which case SfM runs again from the stored video. ``preset`` defaults to
+    the source's. The run has its own id, status, stages and artifacts; ``GET /v1/jobs/{id}/runs``
+    lists the runs of a capture side by side.
+    """
+    source = owned_job(store, job_id, owner)
+    job = start_run(
+        store, orchestrator, settings, source, body, owner=owner, idempotency_key=idempotency_key, now=utcnow()
+    )
+    positions.invalidate()
+    return _accepted(_public(request, job))
+
+
+@router.get("/{job_id}/runs", response_model=RunList, responses={**_AUTH, **_NOT_FOUND})
+def list_runs(job_id: str, request: Request, owner: OwnerDep, settings: SettingsDep, store: StoreDep) -> RunList:
+    """The runs of the job's capture: the uploaded job first, then every run of it, oldest first.
+
+    Works from any member of the family (the uploaded job or one of its runs).
+    """
+    job = owned_job(store, job_id, owner)
+    root = job.root_job or job.id
+    family = store.job_family(owner, root)
+    return RunList(root_job=root, max_runs=settings.max_runs_per_job, items=[_public(request, j) for j in family])

@@ -54,6 +54,8 @@ class Store(JobQueries, FileQueries, KeyQueries, WorkerQueries):
             partialFilterExpression={"idempotency_key": {"$type": "string"}},
         )
         self.jobs.create_index([("status", 1)])
+        self.jobs.create_index([("root_job", 1), ("created_at", 1)])
+        self.jobs.create_index([("shared_file_ids", 1)])
         self.api_keys.create_index([("token_sha256", 1)], unique=True)
         self.workers.create_index([("announced_at", -1)])
         self.file_docs.create_index([("metadata.job_id", 1), ("metadata.name", 1)])

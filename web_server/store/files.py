@@ -179,6 +179,10 @@ class FileQueries(Collections):
             created_at=as_utc(doc["uploadDate"]),
         )
 
+    def job_file_ids(self, job_id: str) -> list[Any]:
+        """The ids of the files stored for the job (``metadata.job_id``)."""
+        return [doc["_id"] for doc in self.file_docs.find({"metadata.job_id": job_id}, {"_id": 1})]
+
     def delete_job_files(self, job_id: str, *, keep: set[Any] | None = None, name: str | None = None) -> int:
         """Delete a job's files (only those named ``name`` when given), except the ids in ``keep``.
 

@@ -130,6 +130,29 @@ class JobQueries(Collections):
         docs = self.jobs.find({"_id": {"$in": job_ids}}, {"input.file_id": 1, "stages": 1})
         return {file_id for doc in docs for file_id in _file_ids(doc)}
 
+    # --- runs (jobs started from another job's input and SfM result) --------------------------------
+    def count_runs(self, root_job: str) -> int:
+        """How many runs the uploaded job ``root_job`` has (the job itself not counted)."""
+        return self.jobs.count_documents({"root_job": root_job})
+
+    def job_family(self, owner: str, root_job: str) -> list[StoredJob]:
+        """The owner's uploaded job ``root_job`` (when it still exists) and all its runs, oldest first."""
+        query = {"owner": owner, "$or": [{"_id": root_job}, {"root_job": root_job}]}
+        return [StoredJob.model_validate(doc) for doc in self.jobs.find(query).sort([("created_at", 1), ("_id", 1)])]
+
+    def borrowed_file_ids(self, file_ids: list[Any], *, besides: str | None = None) -> set[Any]:
+        """Those of ``file_ids`` that a run (other than the job ``besides``) references as ``shared_file_ids``."""
+        if not file_ids:
+            return set()
+        query: dict[str, Any] = {"shared_file_ids": {"$in": file_ids}}
+        if besides is not None:
+            query["_id"] = {"$ne": besides}
+        wanted = set(file_ids)
+        borrowed: set[Any] = set()
+        for doc in self.jobs.find(query, {"shared_file_ids": 1}):
+            borrowed.update(fid for fid in doc.get("shared_file_ids") or [] if fid in wanted)
+        return borrowed
+
     # --- the reaper's reads -----------------------------------------------------------------------
     def find_unpublished_stages(self, stage: StageName) -> list[tuple[str, StoredStage]]:
         """``(job id, stage)`` of active jobs whose ``stage`` is queued but its request was not taken by the broker."""

@@ -1,8 +1,10 @@
 // A job's page: status, the stage timeline with messages and metrics, the flythrough videos,
 // the 3D viewer of the smallest splat file Spark reads (scene.spz, scene.splat or scene.ply), and
-// download links for every artifact with its size.
+// download links for every artifact with its size; once it has ended, its runs side by side
+// (held-out PSNR of each) and a form to train again on the same video and camera poses.
 import { api, followEvents } from "./api.js";
 import { h, redrawKeepingFocus, replaceChildren } from "./dom.js";
+import { drawRuns, rerunForm } from "./runs.js";
 import { ACTIVE, STAGE_LABELS, elapsed, formatBytes, formatSeconds, formatTime, metricRows } from "./format.js";
 
 /** Above this size the viewer waits for a click before downloading the scene. */
@@ -28,6 +30,9 @@ export function renderJob(root, jobId, ctx) {
   const media = h("div", { class: "media", id: "videos" });
   const viewerBox = h("div", { class: "viewer-box", id: "viewer-box" });
   const downloads = h("ul", { class: "downloads", id: "downloads" });
+  const runsBox = h("div", { id: "runs" });
+  const rerunBox = h("div", { id: "rerun" });
+  const runsSection = h("section", { class: "card area-runs", "aria-labelledby": "runs-title", hidden: true }, h("h2", { id: "runs-title", text: "Runs" }), runsBox, rerunBox);
   const viewerSection = h("section", { class: "card area-viewer", "aria-labelledby": "viewer-title", hidden: true }, h("h2", { id: "viewer-title", text: "3D scene" }), viewerBox);
   const videoSection = h("section", { class: "card area-videos", "aria-labelledby": "videos-title", hidden: true }, h("h2", { id: "videos-title", text: "Flythrough" }), media);
   // On wide screens, once there is a scene: the viewer beside the timeline (see .job-layout).
@@ -39,6 +44,7 @@ export function renderJob(root, jobId, ctx) {
     videoSection,
     h("section", { class: "card area-stages", "aria-labelledby": "timeline-title" }, h("h2", { id: "timeline-title", text: "Stages" }), timeline),
     h("section", { class: "card area-downloads", "aria-labelledby": "downloads-title" }, h("h2", { id: "downloads-title", text: "Downloads" }), downloads),
+    runsSection,
   );
   replaceChildren(root, h("p", { class: "back" }, h("a", { href: "#/", text: "← All jobs" })), layout);
 
@@ -48,6 +54,7 @@ export function renderJob(root, jobId, ctx) {
   const openMetrics = new Set();
   let job = null;
   let stopped = false;
+  let runsLoadedFor = null;
   const ticker = setInterval(() => job && ACTIVE.has(job.status) && drawTimeline(timeline, job, openMetrics), 1000);
 
   const startViewer = (artifact) => {
@@ -82,6 +89,10 @@ export function renderJob(root, jobId, ctx) {
     drawActions(actions, job, ctx, (j) => j && draw(j));
     drawTimeline(timeline, job, openMetrics);
     drawDownloads(downloads, job.artifacts);
+    if (!ACTIVE.has(job.status) && runsLoadedFor !== job.status) {
+      runsLoadedFor = job.status;
+      loadRuns(job);
+    }
 
     const byName = Object.fromEntries(job.artifacts.map((a) => [a.name, a]));
     for (const a of job.artifacts.filter((x) => /^flythrough-.*\.mp4$/.test(x.name))) {
@@ -102,6 +113,17 @@ export function renderJob(root, jobId, ctx) {
         viewerBox.replaceChildren(h("button", { type: "button", text: `Load the 3D scene (${formatBytes(scene.size)})`, onClick: () => startViewer(scene) }));
       }
     }
+  };
+
+  // The family's table, and the form when this job has camera poses to start from.
+  const loadRuns = (current) => {
+    api(`/v1/jobs/${current.id}/runs`).then((family) => {
+      if (stopped) return;
+      runsSection.hidden = false;
+      drawRuns(runsBox, family, current.id);
+      const canRun = current.stages.sfm?.status === "succeeded" && family.items.length - 1 < family.max_runs;
+      replaceChildren(rerunBox, canRun ? rerunForm(current, (run) => (location.hash = `#/jobs/${run.id}`), ctx.showNotice) : null);
+    }, (err) => ctx.showNotice(err.message));
   };
 
   api(`/v1/jobs/${jobId}`)
