@@ -33,6 +33,8 @@ from web_server.orchestration import Orchestrator
 from web_server.problems import ApiError
 from web_server.store import Store, utcnow
 from web_server.uploads import VideoSpool, receive_upload
+from web_server.webhook_events import initial_state
+from web_server.webhook_targets import WebhookUrlError, check_at_creation
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +87,33 @@ async def _checked_video(spool: VideoSpool, settings: Settings, has_video: bool)
         return await run_in_threadpool(_probe, spool.path, settings)
     except StageError as exc:
         raise ApiError(422, exc.code.value, exc.message) from exc
+
+
+async def _checked_webhook(
+    form: JobCreate, api_key_id: str | None, settings: Settings, store: Store
+) -> dict[str, Any] | None:
+    """The job's ``webhook`` sub-document, or None without ``webhook_url``.
+
+    422 ``VALIDATION_ERROR`` for a malformed URL or a caller without an API key, 422
+    ``WEBHOOK_URL_NOT_ALLOWED`` for a host that resolves to an address webhooks may not target, 422
+    ``WEBHOOK_SECRET_MISSING`` for a key without a webhook secret.
+    """
+    if form.webhook_url is None:
+        return None
+    try:
+        await check_at_creation(form.webhook_url, settings.webhook_networks)
+    except WebhookUrlError as exc:
+        raise ApiError(422, exc.code, exc.message) from exc
+    if api_key_id is None:
+        raise ApiError(422, "VALIDATION_ERROR", "webhook_url: needs an API key; its webhook secret signs the events.")
+    if not await run_in_threadpool(store.webhook_secret, api_key_id):
+        raise ApiError(
+            422,
+            "WEBHOOK_SECRET_MISSING",
+            "Your API key has no webhook secret; an admin creates one with "
+            "'vid2scene keys rotate-webhook-secret KEY_ID'.",
+        )
+    return initial_state(form.webhook_url, api_key_id)
 
 
 def _request_document(
@@ -180,6 +209,7 @@ async def accept_upload(
     store: Store,
     orchestrator: Orchestrator,
     metrics: Metrics,
+    api_key_id: str | None = None,
 ) -> StoredJob:
     """Turn an upload request into a job (or the first job of its ``Idempotency-Key``).
 
@@ -191,6 +221,7 @@ async def accept_upload(
         store: jobs and files.
         orchestrator: creates the job and queues ``sfm``.
         metrics: counts the outcome.
+        api_key_id: the caller's API key (None when keys are off); its webhook secret signs the job's webhooks.
 
     Returns:
         The job. Raises :class:`ApiError` for every refusal; nothing of the upload stays then.
@@ -212,10 +243,13 @@ async def accept_upload(
             if first is not None:
                 return _replayed(first, fingerprint)
             video = await _checked_video(spool, settings, received.has_video)
+            webhook = await _checked_webhook(form, api_key_id, settings, store)
         except ApiError as exc:
             _count_refusal(metrics, exc)
             raise
         doc = _request_document(job_id, owner, form, resolved, fingerprint, idempotency_key)
+        if webhook is not None:
+            doc["webhook"] = webhook
         job = await _create(store, orchestrator, spool, doc, video)
     except BaseException:
         with anyio.CancelScope(shield=True):  # clean up even when the request is being cancelled

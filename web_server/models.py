@@ -95,6 +95,9 @@ class StoredJob(_Stored):
     video: dict[str, Any] = Field(default_factory=dict, description="the probe of the input video")
     capture: dict[str, Any] | None = Field(default=None, description="the capture check, from the sfm stage")
     stages: dict[StageName, StoredStage]
+    webhook: dict[str, Any] | None = Field(
+        default=None, description="the webhook URL, signing key and outbox (web_server.webhook_events)"
+    )
 
 
 class StoredApiKey(_Stored):
@@ -117,6 +120,9 @@ class JobCreate(BaseModel):
     preset: PresetName = "standard"
     name: str | None = Field(default=None, max_length=200)
     options: dict[StageName, dict[str, Any]] = Field(default_factory=dict)
+    webhook_url: str | None = Field(
+        default=None, max_length=2048, description="http(s) URL that receives the job's signed events"
+    )
 
 
 # --- public ---------------------------------------------------------------------------------------
@@ -172,6 +178,31 @@ class VideoPublic(BaseModel):
     size_bytes: int | None = None
 
 
+WebhookEventState = Literal["pending", "delivered", "failed"]
+
+
+class WebhookEventPublic(BaseModel):
+    """One event sent (or to be sent) to the job's webhook URL, with its delivery record."""
+
+    id: str = Field(description="the Vid2Scene-Event-Id header and the body's id (deduplicate on it)")
+    type: Literal["job.status_changed", "job.capture_checked"]
+    created_at: datetime
+    state: WebhookEventState = Field(description="pending (to be tried), delivered (2xx), failed (given up)")
+    attempts: int
+    last_attempt_at: datetime | None
+    last_status: int | None = Field(description="the HTTP status of the last attempt; null when none came back")
+    last_error: str | None = Field(description="why the last attempt did not deliver the event")
+    next_attempt_at: datetime | None = Field(description="when the next attempt is due, while pending")
+    delivered_at: datetime | None
+
+
+class WebhookPublic(BaseModel):
+    """The job's webhook: its URL and the events in the order they are delivered."""
+
+    url: str
+    events: list[WebhookEventPublic]
+
+
 class JobPublic(BaseModel):
     """A job: its status, stages, error and artifacts."""
 
@@ -191,6 +222,9 @@ class JobPublic(BaseModel):
     )
     stages: dict[StageName, StagePublic]
     artifacts: list[ArtifactPublic]
+    webhook: WebhookPublic | None = Field(
+        default=None, description="the webhook URL and each event's delivery (attempts, last status); null without one"
+    )
 
 
 class JobList(BaseModel):

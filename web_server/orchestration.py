@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -51,6 +51,9 @@ from web_server.store import Store, as_utc
 logger = logging.getLogger(__name__)
 
 ACTIVE_JOB = ["queued", "running"]
+#: Called with ``(job_id, now)`` after a write that may change a job's status or record its capture
+#: check (the webhook outbox: :class:`web_server.webhook_events.WebhookEvents`); it must not raise.
+ChangeListener = Callable[[str, datetime], None]
 MAX_BACKOFF_S = 600.0
 
 
@@ -144,12 +147,21 @@ class Orchestrator:
         store: the database.
         publisher: the broker (``publish(stage, body, *, message_id)``).
         settings: lease length, attempt limit, backoff, requeue delay.
+        on_change: told about every job whose status may have changed or whose capture check was recorded.
     """
 
-    def __init__(self, store: Store, publisher: StagePublisher, settings: Settings) -> None:
+    def __init__(
+        self,
+        store: Store,
+        publisher: StagePublisher,
+        settings: Settings,
+        *,
+        on_change: ChangeListener | None = None,
+    ) -> None:
         self.store = store
         self.publisher = publisher
         self.settings = settings
+        self.on_change: ChangeListener = on_change or (lambda _job_id, _now: None)
 
     @property
     def heartbeat_s(self) -> float:
@@ -169,6 +181,7 @@ class Orchestrator:
         Raises ``pymongo.errors.DuplicateKeyError`` when the owner's idempotency key is taken.
         """
         self.store.jobs.insert_one(doc)
+        self.on_change(doc["_id"], now)
         self.publish_stage(doc["_id"], "sfm", now, expect={"stages.sfm.status": "pending"})
         job = self.get(doc["_id"])
         assert job is not None
@@ -303,6 +316,7 @@ class Orchestrator:
         )
         if doc is None:
             raise self._claim_conflict(job_id, stage, request)
+        self.on_change(job_id, now)
         stage_doc = doc["stages"][stage]
         return Lease(
             lease_id=lease_id,
@@ -366,6 +380,8 @@ class Orchestrator:
             projection={"_id": 1},
         )
         if doc is not None:
+            if beat.capture is not None:
+                self.on_change(job_id, now)
             return HeartbeatReply(expires_at=expires, cancelled=False)
         error = self._lease_conflict(job_id, stage, beat.lease_id)
         if isinstance(error, LeaseConflictError) and error.code == "CANCELLED":
@@ -565,6 +581,7 @@ class Orchestrator:
                 {"_id": job_id, "version": job.version}, {"$set": update, "$inc": {"version": 1}}
             )
             if res.modified_count:
+                self.on_change(job_id, now)
                 return self.get(job_id)
 
     def cancel(self, job_id: str, now: datetime) -> StoredJob | None:
@@ -592,6 +609,7 @@ class Orchestrator:
                 {"_id": job_id, "version": job.version}, {"$set": update, "$inc": {"version": 1}}
             )
             if res.modified_count:
+                self.on_change(job_id, now)
                 return self.get(job_id)
 
     def delete(self, job_id: str, now: datetime) -> None:

@@ -22,6 +22,7 @@ from web_server.orchestration import first_error
 from web_server.queue_positions import QueuePositions
 from web_server.signing import signed_query
 from web_server.store import as_utc
+from web_server.webhook_events import webhook_public
 
 
 def job_files(job: StoredJob) -> list[StoredFile]:
@@ -104,4 +105,5 @@ def job_public(job: StoredJob, *, positions: QueuePositions, settings: Settings,
         capture=None if job.capture is None else CaptureReport.model_validate(job.capture),
         stages=stages,
         artifacts=artifacts,
+        webhook=webhook_public(job.webhook),
     )
