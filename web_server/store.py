@@ -353,3 +353,10 @@ class Store:
             },
         )
         return res.modified_count == 1
+
+    def drop_webhook_lease(self, job_id: str, lease_id: str) -> None:
+        """Give the lease back as it stands (a stopping server); the due event stays due."""
+        self.jobs.update_one(
+            {"_id": job_id, "webhook.lease_id": lease_id},
+            {"$set": {"webhook.lease_id": None, "webhook.lease_until": None}},
+        )

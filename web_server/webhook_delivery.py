@@ -118,6 +118,14 @@ class WebhookDelivery:
         """
         lease_id = uuid.uuid4().hex
         state = await run_in_threadpool(self.store.lease_webhook, job_id, lease_id, utcnow(), self._until())
+        try:
+            return await self._send_leased(job_id, lease_id, state)
+        except asyncio.CancelledError:  # the server stops: the next one may send at once
+            self.store.drop_webhook_lease(job_id, lease_id)
+            raise
+
+    async def _send_leased(self, job_id: str, lease_id: str, state: dict[str, Any] | None) -> int:
+        """Send the due events of a job whose lease ``lease_id`` holds (``state``: its ``webhook``)."""
         attempts = 0
         while state is not None:
             events: list[dict[str, Any]] = state.get("events") or []
