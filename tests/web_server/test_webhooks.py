@@ -336,3 +336,47 @@ def test_keys_create_prints_a_webhook_secret_and_rotate_replaces_it(mongo_url: s
     assert rotated.returncode == 0, rotated.stderr
     assert rotated.stdout.strip() == store.webhook_secret(key["_id"]) != first
     assert _run(mongo_url, mongo_db.name, "keys", "rotate-webhook-secret", "nokey").returncode == 1
+
+
+def test_the_openapi_schema_describes_webhook_url_and_the_jobs_webhook(server: Server) -> None:
+    schema = server.client.get("/openapi.json").json()
+    form = schema["paths"]["/v1/jobs"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert form["properties"]["webhook_url"]["maxLength"] == 2048
+    components = schema["components"]["schemas"]
+    assert "webhook" in components["JobPublic"]["properties"]
+    event = components["WebhookEventPublic"]["properties"]
+    assert {"attempts", "last_status", "last_error", "delivered_at", "state"} <= set(event)
+
+
+def test_the_ssrf_rule_refuses_every_non_public_address_unless_its_network_is_allowed() -> None:
+    import ipaddress
+
+    from web_server.webhook_delivery import retry_delay_s
+    from web_server.webhook_targets import WebhookUrlError, check_addresses, parse_webhook_url, refusal
+
+    ip = ipaddress.ip_address
+    allowed = [ipaddress.ip_network("10.1.0.0/16")]
+    kinds = {
+        "127.0.0.2": "loopback",
+        "::1": "loopback",
+        "::ffff:127.0.0.1": "loopback",
+        "10.2.0.1": "private",
+        "192.168.1.1": "private",
+        "169.254.169.254": "link-local",  # cloud metadata
+        "fe80::1": "link-local",
+        "0.0.0.0": "unspecified",
+        "224.0.0.1": "multicast",
+    }
+    for address, why in kinds.items():
+        assert refusal(ip(address), allowed) == why, address
+    assert refusal(ip("10.1.2.3"), allowed) is None
+    assert refusal(ip("93.184.216.34"), []) is None
+    assert check_addresses("h", [ip("93.184.216.34")], []) == ip("93.184.216.34")
+    with pytest.raises(WebhookUrlError, match=r"10\.2\.0\.1 \(private\)"):
+        check_addresses("h", [ip("93.184.216.34"), ip("10.2.0.1")], allowed)  # every address counts
+    target = parse_webhook_url("https://Hooks.example.com/a/b?x=1")
+    assert (target.host, target.port, target.target) == ("hooks.example.com", 443, "/a/b?x=1")
+    for bad in ("javascript:alert(1)", "http:///x", "http://h:99999/", "http://h /x"):
+        with pytest.raises(WebhookUrlError):
+            parse_webhook_url(bad)
+    assert [retry_delay_s(n, 10, 3600) for n in (1, 2, 3, 10, 11)] == [10, 20, 40, 3600, 3600]
