@@ -7,10 +7,11 @@ one-command all-in-one mode, bound to 127.0.0.1).
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "changethis"
@@ -113,6 +114,25 @@ class Settings(BaseSettings):
         gt=0,
         description="a leftover is removed only when untouched this long (an upload in progress never is)",
     )
+    # --- webhooks (see docs/api.md, "Webhooks") ------------------------------------------------
+    webhook_timeout_s: float = Field(
+        default=5.0, gt=0, le=60, description="connect/read/write timeout of one webhook delivery attempt"
+    )
+    webhook_max_attempts: int = Field(default=30, ge=1, description="attempts per webhook event before it is given up")
+    webhook_max_age_s: float = Field(
+        default=86_400.0, gt=0, description="an event not delivered this long after it was recorded is given up"
+    )
+    webhook_retry_base_s: float = Field(
+        default=10.0, ge=0, description="backoff after a webhook's first failed attempt; doubled per attempt"
+    )
+    webhook_retry_max_s: float = Field(default=3600.0, ge=0, description="longest backoff between webhook attempts")
+    webhook_poll_s: float = Field(default=1.0, gt=0, description="how often due webhook deliveries are looked for")
+    webhook_concurrency: int = Field(default=8, ge=1, le=256, description="jobs whose webhooks are delivered at once")
+    webhook_allow_networks: str = Field(
+        default="",
+        description="comma-separated networks (e.g. '127.0.0.1/32,10.0.0.0/8') webhooks may target although "
+        "they are loopback, private, link-local or otherwise not public; empty: public addresses only",
+    )
     # --- workers ---------------------------------------------------------------------------------
     device: Device = Field(default="auto", description="compute device for training stages")
     heartbeat_s: float = Field(default=15.0, gt=0, description="how often a worker heartbeats its stage")
@@ -129,6 +149,24 @@ class Settings(BaseSettings):
         le=1024,
         description="CPU threads for training and rendering (default: the CPUs this process may use)",
     )
+
+    @field_validator("webhook_allow_networks")
+    @classmethod
+    def _check_networks(cls, value: str) -> str:
+        for item in value.split(","):
+            if item.strip():
+                try:
+                    ipaddress.ip_network(item.strip(), strict=False)
+                except ValueError as exc:
+                    raise ValueError(f"webhook_allow_networks: {item.strip()!r} is not a network ({exc})") from exc
+        return value
+
+    @property
+    def webhook_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        """``webhook_allow_networks`` parsed: the non-public networks webhooks may target."""
+        return [
+            ipaddress.ip_network(i.strip(), strict=False) for i in self.webhook_allow_networks.split(",") if i.strip()
+        ]
 
     @property
     def public_base_url(self) -> str:

@@ -1,4 +1,5 @@
-"""Admin commands on the key store: ``keys create --owner NAME``, ``keys list``, ``keys revoke KEY_ID``.
+"""Admin commands on the key store: ``keys create --owner NAME``, ``keys list``, ``keys revoke KEY_ID``,
+``keys rotate-webhook-secret KEY_ID``.
 
 ``register(subparsers)`` adds them to any argparse command (``python -m web_server``, ``vid2scene``).
 """
@@ -10,7 +11,7 @@ import sys
 
 from shared.exit_codes import ExitCode
 from shared.settings import Settings
-from web_server.api_keys import create_key, list_keys, revoke_key
+from web_server.api_keys import create_key, list_keys, revoke_key, rotate_webhook_secret
 from web_server.store import Store, connect
 
 
@@ -25,6 +26,17 @@ def _create(args: argparse.Namespace) -> int:
     key, token = create_key(store, args.owner)
     print(f"key {key.id} for {key.owner} (shown once, store it now):", file=sys.stderr)
     print(token)
+    print(f"webhook secret (verifies this key's webhooks): {store.webhook_secret(key.id)}", file=sys.stderr)
+    return ExitCode.OK
+
+
+def _rotate_webhook_secret(args: argparse.Namespace) -> int:
+    secret = rotate_webhook_secret(_store(), args.key_id)
+    if secret is None:
+        print(f"no key {args.key_id}", file=sys.stderr)
+        return ExitCode.ERROR
+    print(f"new webhook secret of {args.key_id}; deliveries are signed with it from now on:", file=sys.stderr)
+    print(secret)
     return ExitCode.OK
 
 
@@ -44,7 +56,7 @@ def _revoke(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``keys create|list|revoke`` (MongoDB from ``VID2SCENE_MONGO_URL``/``VID2SCENE_MONGO_DB``)."""
+    """Add ``keys create|list|revoke|rotate-webhook-secret`` (MongoDB from ``VID2SCENE_MONGO_URL``/``VID2SCENE_MONGO_DB``)."""
     keys = subparsers.add_parser("keys", help="manage API keys", description="Manage the web server's API keys.")
     sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     create = sub.add_parser("create", help="create a key and print its token once")
@@ -56,3 +68,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     revoke = sub.add_parser("revoke", help="revoke a key by id")
     revoke.add_argument("key_id", help="the id shown by 'keys list'")
     revoke.set_defaults(func=_revoke)
+    rotate = sub.add_parser(
+        "rotate-webhook-secret", help="give a key a new webhook secret and print it (the old one stops working)"
+    )
+    rotate.add_argument("key_id", help="the id shown by 'keys list'")
+    rotate.set_defaults(func=_rotate_webhook_secret)

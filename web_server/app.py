@@ -28,6 +28,8 @@ from web_server.queue_positions import QueuePositions
 from web_server.routers import artifacts, capabilities, events, health, jobs, worker
 from web_server.store import Store, connect, utcnow
 from web_server.upload_slots import UploadSlots
+from web_server.webhook_delivery import WebhookDelivery, run_webhooks
+from web_server.webhook_events import WebhookEvents
 
 logger = logging.getLogger(__name__)
 
@@ -109,8 +111,9 @@ def create_app(settings: Settings, *, broker: Broker | None = None, db: Database
         db: the MongoDB database; default ``settings.mongo_db`` on ``settings.mongo_url``.
 
     Returns:
-        The app. Its lifespan creates the indexes, declares the stage queues and runs the reaper and the
-        janitor (:mod:`web_server.janitor`, its first pass at start-up); a
+        The app. Its lifespan creates the indexes, declares the stage queues and runs the reaper, the
+        janitor (:mod:`web_server.janitor`, its first pass at start-up) and the webhook deliveries
+        (:mod:`web_server.webhook_delivery`, state in MongoDB only); a
         client or broker the app created itself is closed at shutdown. Raises ``ValueError`` when
         API keys are switched off, or a secret is left at its default, outside local mode.
     """
@@ -127,7 +130,8 @@ def create_app(settings: Settings, *, broker: Broker | None = None, db: Database
         )
         owned.append(broker)
     store = Store(db)
-    orchestrator = Orchestrator(store, broker, settings)
+    webhook_events = WebhookEvents(store, settings)
+    orchestrator = Orchestrator(store, broker, settings, on_change=webhook_events.notify)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -135,9 +139,11 @@ def create_app(settings: Settings, *, broker: Broker | None = None, db: Database
         await run_in_threadpool(_declare_queues, broker)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         janitor = Janitor(store, settings.data_dir, settings.janitor_min_age_s)
+        webhooks = WebhookDelivery(store, settings)
         tasks = [
             asyncio.create_task(run_reaper(orchestrator, settings.reaper_interval_s), name="reaper"),
             asyncio.create_task(run_janitor(janitor, settings.janitor_interval_s), name="janitor"),
+            asyncio.create_task(run_webhooks(webhooks, webhook_events, settings.reaper_interval_s), name="webhooks"),
         ]
         try:
             yield
@@ -147,6 +153,7 @@ def create_app(settings: Settings, *, broker: Broker | None = None, db: Database
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await webhooks.aclose()
             for resource in owned:
                 resource.close()
 

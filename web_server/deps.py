@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from shared.settings import Settings
-from web_server.api_keys import owner_for_token
+from web_server.api_keys import key_id_for_token, owner_for_token
 from web_server.metrics import Metrics
 from web_server.orchestration import Orchestrator
 from web_server.problems import ApiError
@@ -93,6 +93,13 @@ def get_optional_owner(credentials: BearerDep, settings: SettingsDep, store: Sto
     return owner_from_credentials(credentials, settings, store)
 
 
+def get_api_key_id(credentials: BearerDep, store: StoreDep) -> str | None:
+    """The id of the live API key the caller sent, or None (no key: keys are off for this request)."""
+    if credentials is None or not credentials.credentials:
+        return None
+    return key_id_for_token(store, credentials.credentials)
+
+
 def require_worker(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_worker_scheme)], settings: SettingsDep
 ) -> None:
@@ -115,3 +122,4 @@ def require_metrics_token(
 
 OwnerDep = Annotated[str, Depends(get_owner)]
 OptionalOwnerDep = Annotated[str | None, Depends(get_optional_owner)]
+ApiKeyIdDep = Annotated[str | None, Depends(get_api_key_id)]

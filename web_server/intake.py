@@ -34,6 +34,8 @@ from web_server.orchestration import Orchestrator
 from web_server.problems import ApiError
 from web_server.store import Store, utcnow
 from web_server.uploads import VideoSpool, receive_upload
+from web_server.webhook_events import initial_state
+from web_server.webhook_targets import WebhookUrlError, check_at_creation
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +90,33 @@ async def _checked_video(spool: VideoSpool, settings: Settings, has_video: bool)
         raise ApiError(422, exc.code.value, exc.message) from exc
 
 
+async def _checked_webhook(
+    form: JobCreate, api_key_id: str | None, settings: Settings, store: Store
+) -> dict[str, Any] | None:
+    """The job's ``webhook`` sub-document, or None without ``webhook_url``.
+
+    422 ``VALIDATION_ERROR`` for a malformed URL or a caller without an API key, 422
+    ``WEBHOOK_URL_NOT_ALLOWED`` for a host that resolves to an address webhooks may not target, 422
+    ``WEBHOOK_SECRET_MISSING`` for a key without a webhook secret.
+    """
+    if form.webhook_url is None:
+        return None
+    try:
+        await check_at_creation(form.webhook_url, settings.webhook_networks)
+    except WebhookUrlError as exc:
+        raise ApiError(422, exc.code, exc.message) from exc
+    if api_key_id is None:
+        raise ApiError(422, "VALIDATION_ERROR", "webhook_url: needs an API key; its webhook secret signs the events.")
+    if not await run_in_threadpool(store.webhook_secret, api_key_id):
+        raise ApiError(
+            422,
+            "WEBHOOK_SECRET_MISSING",
+            "Your API key has no webhook secret; an admin creates one with "
+            "'vid2scene keys rotate-webhook-secret KEY_ID'.",
+        )
+    return initial_state(form.webhook_url, api_key_id)
+
+
 @dataclass(frozen=True)
 class _JobRequest:
     """What a new job takes from its request.
@@ -99,6 +128,7 @@ class _JobRequest:
         resolved: stage name -> the stage's resolved options (preset + overrides).
         fingerprint: :func:`web_server.job_form.request_fingerprint` of the request.
         idempotency_key: the ``Idempotency-Key`` header, or None.
+        webhook: the job's ``webhook`` sub-document (:func:`_checked_webhook`), or None.
     """
 
     job_id: str
@@ -107,6 +137,7 @@ class _JobRequest:
     resolved: dict[str, dict[str, Any]]
     fingerprint: str
     idempotency_key: str | None
+    webhook: dict[str, Any] | None = None
 
 
 def _new_job(request: _JobRequest, input_file: StoredFile, video: dict[str, Any]) -> StoredJob:
@@ -127,6 +158,7 @@ def _new_job(request: _JobRequest, input_file: StoredFile, video: dict[str, Any]
         input=input_file,
         video=video,
         stages={stage: StoredStage(options=request.resolved[stage]) for stage in STAGES if stage in request.resolved},
+        webhook=request.webhook,
     )
 
 
@@ -182,6 +214,7 @@ async def accept_upload(
     store: Store,
     orchestrator: Orchestrator,
     metrics: Metrics,
+    api_key_id: str | None = None,
 ) -> StoredJob:
     """Turn an upload request into a job (or the first job of its ``Idempotency-Key``).
 
@@ -193,6 +226,7 @@ async def accept_upload(
         store: jobs and files.
         orchestrator: creates the job and queues ``sfm``.
         metrics: counts the outcome.
+        api_key_id: the caller's API key (None when keys are off); its webhook secret signs the job's webhooks.
 
     Returns:
         The job. Raises :class:`ApiError` for every refusal; nothing of the upload stays then.
@@ -214,10 +248,11 @@ async def accept_upload(
             if first is not None:
                 return _replayed(first, fingerprint)
             video = await _checked_video(spool, settings, received.has_video)
+            webhook = await _checked_webhook(form, api_key_id, settings, store)
         except ApiError as exc:
             _count_refusal(metrics, exc)
             raise
-        job_request = _JobRequest(job_id, owner, form, resolved, fingerprint, idempotency_key)
+        job_request = _JobRequest(job_id, owner, form, resolved, fingerprint, idempotency_key, webhook)
         job = await _create(store, orchestrator, spool, job_request, video)
     except BaseException:
         with anyio.CancelScope(shield=True):  # clean up even when the request is being cancelled

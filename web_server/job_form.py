@@ -26,7 +26,7 @@ def parse_job_form(
 
     Args:
         fields: ``methods`` (``gs``, ``nerf`` or ``gs,nerf``; default ``gs``), ``preset``, ``name``,
-            ``options`` (a JSON object of per-stage overrides).
+            ``options`` (a JSON object of per-stage overrides), ``webhook_url``.
         default_preset: the preset when ``preset`` is absent or empty (the server's, from its training device).
 
     Returns:
@@ -48,6 +48,7 @@ def parse_job_form(
             preset=fields.get("preset", "").strip() or default_preset,
             name=fields.get("name") or None,
             options=options,
+            webhook_url=fields.get("webhook_url", "").strip() or None,
         )
     except ValidationError as exc:
         first = exc.errors()[0]
@@ -104,6 +105,7 @@ def request_fingerprint(video_sha256: str, form: JobCreate) -> str:
             "preset": form.preset,
             "name": form.name,
             "options": form.options,
+            "webhook_url": form.webhook_url,
         },
         sort_keys=True,
         separators=(",", ":"),

@@ -104,6 +104,9 @@ class StoredJob(_Stored):
     shared_file_ids: list[Any] = Field(
         default_factory=list, description="a run: other jobs' files it references (kept while it exists)"
     )
+    webhook: dict[str, Any] | None = Field(
+        default=None, description="the webhook URL, signing key and outbox (web_server.webhook_events)"
+    )
 
 
 class StoredApiKey(_Stored):
@@ -114,6 +117,7 @@ class StoredApiKey(_Stored):
     token_sha256: str
     created_at: datetime
     revoked_at: datetime | None = None
+    webhook_secret: str | None = Field(default=None, description="signs the webhooks of the key's jobs")
 
 
 # --- input ----------------------------------------------------------------------------------------
@@ -126,6 +130,9 @@ class JobCreate(BaseModel):
     preset: PresetName = "standard"
     name: str | None = Field(default=None, max_length=200)
     options: dict[StageName, dict[str, Any]] = Field(default_factory=dict)
+    webhook_url: str | None = Field(
+        default=None, max_length=2048, description="http(s) URL that receives the job's signed events"
+    )
 
 
 class RunCreate(BaseModel):
@@ -196,6 +203,31 @@ class VideoPublic(BaseModel):
     size_bytes: int | None = None
 
 
+WebhookEventState = Literal["pending", "delivered", "failed"]
+
+
+class WebhookEventPublic(BaseModel):
+    """One event sent (or to be sent) to the job's webhook URL, with its delivery record."""
+
+    id: str = Field(description="the Vid2Scene-Event-Id header and the body's id (deduplicate on it)")
+    type: Literal["job.status_changed", "job.capture_checked"]
+    created_at: datetime
+    state: WebhookEventState = Field(description="pending (to be tried), delivered (2xx), failed (given up)")
+    attempts: int
+    last_attempt_at: datetime | None
+    last_status: int | None = Field(description="the HTTP status of the last attempt; null when none came back")
+    last_error: str | None = Field(description="why the last attempt did not deliver the event")
+    next_attempt_at: datetime | None = Field(description="when the next attempt is due, while pending")
+    delivered_at: datetime | None
+
+
+class WebhookPublic(BaseModel):
+    """The job's webhook: its URL and the events in the order they are delivered."""
+
+    url: str
+    events: list[WebhookEventPublic]
+
+
 class JobPublic(BaseModel):
     """A job: its status, stages, error and artifacts."""
 
@@ -221,6 +253,9 @@ class JobPublic(BaseModel):
     )
     sfm_reused_from: str | None = Field(
         default=None, description="a run whose SfM result is that job's, reused without running SfM again"
+    )
+    webhook: WebhookPublic | None = Field(
+        default=None, description="the webhook URL and each event's delivery (attempts, last status); null without one"
     )
 
 

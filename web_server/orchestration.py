@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -49,6 +49,9 @@ from web_server.store import ACTIVE_JOB, Store, as_utc
 
 logger = logging.getLogger(__name__)
 
+#: Called with ``(job_id, now)`` after a write that may change a job's status or record its capture
+#: check (the webhook outbox: :class:`web_server.webhook_events.WebhookEvents`); it must not raise.
+ChangeListener = Callable[[str, datetime], None]
 MAX_BACKOFF_S = 600.0
 
 
@@ -142,12 +145,21 @@ class Orchestrator:
         store: the database.
         publisher: the broker (``publish(stage, body, *, message_id)``).
         settings: lease length, attempt limit, backoff, requeue delay.
+        on_change: told about every job whose status may have changed or whose capture check was recorded.
     """
 
-    def __init__(self, store: Store, publisher: StagePublisher, settings: Settings) -> None:
+    def __init__(
+        self,
+        store: Store,
+        publisher: StagePublisher,
+        settings: Settings,
+        *,
+        on_change: ChangeListener | None = None,
+    ) -> None:
         self.store = store
         self.publisher = publisher
         self.settings = settings
+        self.on_change: ChangeListener = on_change or (lambda _job_id, _now: None)
 
     @property
     def heartbeat_s(self) -> float:
@@ -166,6 +178,7 @@ class Orchestrator:
         Raises ``pymongo.errors.DuplicateKeyError`` when the owner's idempotency key is taken.
         """
         self.store.insert_job(new_job)
+        self.on_change(new_job.id, now)
         self.publish_stage(new_job.id, "sfm", now, expect={"status": "pending"})
         job = self.get(new_job.id)
         assert job is not None
@@ -265,6 +278,7 @@ class Orchestrator:
         )
         if stage_doc is None:
             raise self._claim_conflict(job_id, stage, request)
+        self.on_change(job_id, now)
         return Lease(
             lease_id=lease_id,
             expires_at=expires,
@@ -322,6 +336,8 @@ class Orchestrator:
             capture=beat.capture,
         )
         if renewed:
+            if beat.capture is not None:
+                self.on_change(job_id, now)
             return HeartbeatReply(expires_at=expires, cancelled=False)
         error = self._lease_conflict(job_id, stage, beat.lease_id)
         if isinstance(error, LeaseConflictError) and error.code == "CANCELLED":
@@ -466,6 +482,7 @@ class Orchestrator:
                 return job
             job_fields["updated_at"] = now
             if self.store.update_job_at_version(job_id, job.version, job_fields=job_fields, stage_fields=stage_fields):
+                self.on_change(job_id, now)
                 return self.get(job_id)
 
     def cancel(self, job_id: str, now: datetime) -> StoredJob | None:
@@ -485,6 +502,7 @@ class Orchestrator:
             }
             job_fields = {"status": "cancelled", "finished_at": now, "updated_at": now}
             if self.store.update_job_at_version(job_id, job.version, job_fields=job_fields, stage_fields=stage_fields):
+                self.on_change(job_id, now)
                 return self.get(job_id)
 
     def delete(self, job_id: str, now: datetime) -> None:

@@ -29,7 +29,7 @@ from shared.errors import ErrorCode
 from web_server.problems import ApiError
 from web_server.store import FileUpload
 
-FORM_FIELDS = ("methods", "preset", "name", "options")
+FORM_FIELDS = ("methods", "preset", "name", "options", "webhook_url")
 VIDEO_FIELD = "video"
 MAX_FIELD_BYTES = 64 * 1024
 #: The longest multipart boundary (RFC 2046, section 5.1.1).

@@ -22,6 +22,7 @@ from web_server.orchestration import first_error
 from web_server.queue_positions import QueuePositions
 from web_server.signing import signed_query
 from web_server.store import as_utc
+from web_server.webhook_events import webhook_public
 
 
 def job_files(job: StoredJob) -> list[StoredFile]:
@@ -107,4 +108,5 @@ def job_public(job: StoredJob, *, positions: QueuePositions, settings: Settings,
         from_job=job.from_job,
         root_job=job.root_job,
         sfm_reused_from=job.sfm_reused_from,
+        webhook=webhook_public(job.webhook),
     )

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from web_server.deps import (
+    ApiKeyIdDep,
     MetricsDep,
     OrchestratorDep,
     OwnerDep,
@@ -68,6 +69,13 @@ _UPLOAD_BODY = {
                         },
                         "name": {"type": "string", "maxLength": 200},
                         "options": {"type": "string", "description": 'JSON, e.g. {"gs": {"iterations": 3000}}'},
+                        "webhook_url": {
+                            "type": "string",
+                            "format": "uri",
+                            "maxLength": 2048,
+                            "description": "http(s) URL that receives the job's events, signed with the API key's "
+                            "webhook secret (see the API docs, 'Webhooks')",
+                        },
                     },
                 }
             }
@@ -88,7 +96,8 @@ _UPLOAD_BODY = {
         415: {"model": Problem, "description": "not multipart/form-data"},
         422: {
             "model": Problem,
-            "description": "INVALID_VIDEO, VIDEO_TOO_LONG, INVALID_OPTIONS, IDEMPOTENCY_KEY_REUSED or VALIDATION_ERROR",
+            "description": "INVALID_VIDEO, VIDEO_TOO_LONG, INVALID_OPTIONS, IDEMPOTENCY_KEY_REUSED, "
+            "WEBHOOK_URL_NOT_ALLOWED, WEBHOOK_SECRET_MISSING or VALIDATION_ERROR",
         },
         429: {"model": Problem, "description": "TOO_MANY_UPLOADS (with Retry-After)"},
     },
@@ -101,6 +110,7 @@ async def create_job(
     orchestrator: OrchestratorDep,
     metrics: MetricsDep,
     slots: UploadSlotsDep,
+    api_key_id: ApiKeyIdDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
 ) -> JSONResponse:
     """Upload a video and start a job: 202 with ``Location``.
@@ -110,7 +120,14 @@ async def create_job(
     """
     with slots.hold(owner):
         job = await accept_upload(
-            request, owner, idempotency_key, settings=settings, store=store, orchestrator=orchestrator, metrics=metrics
+            request,
+            owner,
+            idempotency_key,
+            settings=settings,
+            store=store,
+            orchestrator=orchestrator,
+            metrics=metrics,
+            api_key_id=api_key_id,
         )
     return _accepted(_public(request, job))
 

@@ -3,7 +3,7 @@
 The one place that queries MongoDB (the FastAPI full-stack template's ``crud.py``): routers and
 helpers call the named, typed methods of :class:`Store` and never a collection. The parts, one
 module each: :mod:`~web_server.store.jobs` (job reads and the conditional writes of the job state
-machine), :mod:`~web_server.store.files` (the bucket), :mod:`~web_server.store.keys` (API keys),
+machine), :mod:`~web_server.store.files` (the bucket), :mod:`~web_server.store.keys` (API keys), :mod:`~web_server.store.webhooks` (webhook secrets and outboxes),
 :mod:`~web_server.store.workers` (worker announcements); :mod:`~web_server.store.base` holds the
 connection and the collections.
 
@@ -19,6 +19,7 @@ from web_server.store.base import ACTIVE_JOB, CHUNK_SIZE, FILES_BUCKET, as_utc, 
 from web_server.store.files import BucketFile, FileQueries, FileUpload
 from web_server.store.jobs import JobQueries
 from web_server.store.keys import KeyQueries
+from web_server.store.webhooks import WebhookQueries
 from web_server.store.workers import WorkerQueries
 
 __all__ = [
@@ -35,7 +36,7 @@ __all__ = [
 ]
 
 
-class Store(JobQueries, FileQueries, KeyQueries, WorkerQueries):
+class Store(JobQueries, FileQueries, KeyQueries, WebhookQueries, WorkerQueries):
     """The collections and the file bucket of one database, with every query the server runs.
 
     Args:
@@ -54,6 +55,8 @@ class Store(JobQueries, FileQueries, KeyQueries, WorkerQueries):
             partialFilterExpression={"idempotency_key": {"$type": "string"}},
         )
         self.jobs.create_index([("status", 1)])
+        self.jobs.create_index([("webhook.next_attempt_at", 1)])  # due webhook deliveries
+        self.jobs.create_index([("webhook.open", 1)])  # jobs whose final status has no webhook event yet
         self.jobs.create_index([("root_job", 1), ("created_at", 1)])
         self.jobs.create_index([("shared_file_ids", 1)])
         self.api_keys.create_index([("token_sha256", 1)], unique=True)
