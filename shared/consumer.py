@@ -477,7 +477,8 @@ class Worker:
 
 
 def _jsonable(details: dict[str, object]) -> dict[str, Any]:
-    return json.loads(json.dumps(details, default=str))
+    jsonable: dict[str, Any] = json.loads(json.dumps(details, default=str))
+    return jsonable
 
 
 def default_worker_id(stage: StageName, index: int | None = None) -> str:

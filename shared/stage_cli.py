@@ -12,7 +12,7 @@ from typing import TypeVar
 
 from shared.errors import ErrorCode, StageError
 from shared.exit_codes import exit_code_for_error
-from shared.options.base import PRESET_NAMES, default_preset_for
+from shared.options.base import PRESET_NAMES, PresetName, default_preset_for
 from shared.progress import ProgressFn
 
 _T = TypeVar("_T")
@@ -74,7 +74,7 @@ def run_with_progress_bar(label: str, stage: Callable[[ProgressFn], _T]) -> _T:
         return stage(on_progress)
 
 
-def default_preset(command: str, requested: str | None, device: str) -> str:
+def default_preset(command: str, requested: PresetName | None, device: str) -> PresetName:
     """The training preset to use: the one asked for, else the device's (:func:`shared.options.base.default_preset_for`).
 
     Args:

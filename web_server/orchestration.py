@@ -495,7 +495,7 @@ class Orchestrator:
 
     def _record_failure(self, job_id: str, stage: StageName, result: StageResult, now: datetime) -> ResultAck:
         job = self.require_lease(job_id, stage, result.lease_id)
-        error = (
+        error: dict[str, Any] = (
             result.error.model_dump()
             if result.error is not None
             else {"code": ErrorCode.INTERNAL.value, "message": "The worker reported a failure without an error."}
@@ -551,7 +551,9 @@ class Orchestrator:
                         update[f"stages.{name}.status"] = "cancelled"
                         update[f"stages.{name}.message"] = "not run: structure from motion failed"
                         update[f"stages.{name}.finished_at"] = now
-            statuses = {name: update.get(f"stages.{name}.status", s.status) for name, s in job.stages.items()}
+            statuses: dict[str, str] = {
+                name: update.get(f"stages.{name}.status", s.status) for name, s in job.stages.items()
+            }
             claimed = any(s.attempt > 0 for s in job.stages.values())
             status = aggregate_status(statuses, claimed=claimed)
             if status != job.status:
@@ -680,7 +682,7 @@ class Orchestrator:
         p = f"stages.{stage}"
         attempt = int(stage_doc.get("attempt", 0))
         worker = stage_doc.get("worker_id")
-        error = {
+        error: dict[str, Any] = {
             "code": ErrorCode.WORKER_LOST.value,
             "message": f"Worker {worker} stopped answering during attempt {attempt}.",
             "retryable": True,

@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import gridfs
 import pymongo
@@ -29,6 +29,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+@overload
+def as_utc(value: datetime) -> datetime: ...
+@overload
+def as_utc(value: None) -> None: ...
 def as_utc(value: datetime | None) -> datetime | None:
     """A datetime read from MongoDB as aware UTC (clients without ``tz_aware`` return naive UTC)."""
     if value is None or value.tzinfo is not None:

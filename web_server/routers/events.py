@@ -30,7 +30,7 @@ router = APIRouter(prefix="/v1", tags=["events"])
 
 KEEPALIVE_S = 15.0
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-_STREAM = {
+_STREAM: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/event-stream": {}}, "description": "a stream of `job` events"},
     401: {"model": Problem, "description": "missing or invalid API key"},
 }
@@ -92,7 +92,7 @@ def all_events(request: Request, owner: OwnerDep, settings: SettingsDep, store: 
         last_sent = time.monotonic()
         while not await request.is_disconnected():
             started = utcnow()
-            docs = await run_in_threadpool(lambda q=query: list(store.jobs.find(q).sort("updated_at", 1)))
+            docs = await run_in_threadpool(list, store.jobs.find(query).sort("updated_at", 1))  # the query runs in list
             for doc in docs:
                 if versions.get(doc["_id"]) != doc.get("version", 0):
                     versions[doc["_id"]] = doc.get("version", 0)

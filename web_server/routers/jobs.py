@@ -32,8 +32,8 @@ logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
-_AUTH = {401: {"model": Problem, "description": "missing or invalid API key"}}
-_NOT_FOUND = {404: {"model": Problem, "description": "no such job (or not yours)"}}
+_AUTH: dict[int | str, dict[str, Any]] = {401: {"model": Problem, "description": "missing or invalid API key"}}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem, "description": "no such job (or not yours)"}}
 
 
 def owned_job(store: Store, job_id: str, owner: str) -> StoredJob:
