@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import NoReturn
 
 import pytest
 
@@ -15,7 +16,7 @@ pytest_plugins = [
 IN_CI = bool(os.environ.get("CI"))
 
 
-def skip_or_fail(reason: str) -> None:
+def skip_or_fail(reason: str) -> NoReturn:
     """Skip a test whose service or file is absent locally; fail it in CI, where everything must run."""
     if IN_CI:
         pytest.fail(f"{reason} (CI must provide it)")

@@ -69,7 +69,7 @@ def copying_handler(job: StageJob) -> StageOutput:
     )
 
 
-def make_worker(api: WorkerApiServer, tmp_path: Path, handler=copying_handler, **client_kw) -> Worker:  # type: ignore[no-untyped-def]
+def make_worker(api: WorkerApiServer, tmp_path: Path, handler=copying_handler, **client_kw) -> Worker:
     client = WorkerClient(api.url, TOKEN, **client_kw)
     return Worker(
         WorkerSpec(stage="sfm", inputs=("input",), handler=handler),

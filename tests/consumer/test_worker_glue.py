@@ -16,6 +16,7 @@ from shared.consumer import StageJob, Worker, training_handler
 from shared.errors import ErrorCode, StageError
 from shared.messages import StageRequest
 from shared.options import SplatOptions
+from shared.settings import Device
 from shared.worker_api import Lease
 from shared.worker_client import WorkerClient
 from tests.consumer.worker_api_server import TOKEN, WorkerApiServer
@@ -100,7 +101,7 @@ def _training_job(options: SplatOptions, archive: Path, tmp_path: Path) -> Stage
 
 @pytest.mark.parametrize(("requested", "worker", "used"), [("auto", "cpu", "cpu"), ("cuda", "cpu", "cuda")])
 def test_training_handler_trains_on_the_unpacked_scene_and_the_worker_device_replaces_only_auto(
-    scene_archive: bytes, tmp_path: Path, requested: str, worker: str, used: str
+    scene_archive: bytes, tmp_path: Path, requested: str, worker: Device, used: str
 ) -> None:
     archive = tmp_path / "sfm.tar"
     archive.write_bytes(scene_archive)

@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -104,7 +105,7 @@ def _start_script(args: list[str]) -> subprocess.Popen[str]:
     )
 
 
-def _stop_within(child: subprocess.Popen[str], timeout_s: float) -> tuple[int, float]:
+def _stop_within(child: subprocess.Popen[Any], timeout_s: float) -> tuple[int, float]:
     started = time.monotonic()
     child.send_signal(signal.SIGTERM)
     try:

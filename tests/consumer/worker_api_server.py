@@ -60,8 +60,7 @@ class WorkerApiServer:
 
     @property
     def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://127.0.0.1:{self._httpd.server_port}"
 
     def stage(self, job_id: str, stage: str) -> StageState:
         with self.lock:
@@ -101,7 +100,7 @@ def _handler_class(server: WorkerApiServer) -> type[BaseHTTPRequestHandler]:
 
         def _body(self) -> bytes:
             if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-                chunks = []
+                chunks: list[bytes] = []
                 while True:
                     size = int(self.rfile.readline().split(b";")[0], 16)
                     if size == 0:
