@@ -100,7 +100,7 @@ def test_every_exported_file_stands_upright_in_its_own_convention(tilted, tmp_pa
     fixed = pos[..., 0] | pos[..., 1] << 8 | pos[..., 2] << 16
     xyz = np.where(fixed & 0x800000, fixed - (1 << 24), fixed) / (1 << bits)
     assert (xyz[:, 1] > 0.05).mean() > 0.1 and (xyz[:, 1] < -0.05).mean() < 0.03  # SPZ is RUB: +y up
-    np.testing.assert_allclose(np.sort(fixed[:, 1]), np.sort(-ply["means"][:, 1]), atol=1 / (1 << bits))
+    np.testing.assert_allclose(np.sort(xyz[:, 1]), np.sort(-ply["means"][:, 1]), atol=1 / (1 << bits))
 
 
 def test_turning_splats_into_the_files_frame_keeps_their_shape_and_view_dependent_colour() -> None:
