@@ -16,22 +16,23 @@ import argparse
 import json
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from gs_worker.pipeline import train_splats
 from shared.artifacts import PLY_FILE, REPORT_FILE
 from shared.options.gs import SplatOptions
 
 
-def print_report(report: dict[str, object]) -> None:
+def print_report(report: dict[str, Any]) -> None:
     """The tables of one ``report.json``."""
-    files = {f["name"]: f for f in report["files"]}  # type: ignore[index, union-attr]
+    files = {f["name"]: f for f in report["files"]}
     reference = files[PLY_FILE]["bytes"]
     print(f"{'file':<22}{'bytes':>12}{'bytes/splat':>13}{'vs scene.ply':>14}")
     for name, f in files.items():
         print(f"{name:<22}{f['bytes']:>12,}{f['bytes'] / max(f['splats'], 1):>13.1f}{f['bytes'] / reference:>14.3f}")
     cleanup = report["cleanup"]
-    print(f"\nclean-up: {cleanup['input_count']:,} splats in, {cleanup['kept_count']:,} kept")  # type: ignore[index]
-    for step, count in cleanup["removed"].items():  # type: ignore[index]
+    print(f"\nclean-up: {cleanup['input_count']:,} splats in, {cleanup['kept_count']:,} kept")
+    for step, count in cleanup["removed"].items():
         print(f"  {step:<12}{count:>8,}")
     print(
         f"\nheld-out PSNR {report['heldout_psnr_before_cleanup']:.2f} dB before clean-up, "
@@ -39,8 +40,8 @@ def print_report(report: dict[str, object]) -> None:
     )
     frame = report["export_frame"]
     print(
-        f"frame: ground from {frame['ground_from']}, levelled {frame['level_deg']:.1f}°, "  # type: ignore[index]
-        f"1 unit = {frame['colmap_units_per_unit']:.4g} COLMAP units"  # type: ignore[index]
+        f"frame: ground from {frame['ground_from']}, levelled {frame['level_deg']:.1f}°, "
+        f"1 unit = {frame['colmap_units_per_unit']:.4g} COLMAP units"
     )
 
 

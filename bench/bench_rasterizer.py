@@ -22,6 +22,7 @@ import statistics
 import subprocess
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numba
 import torch
@@ -57,7 +58,7 @@ def make_scene(n: int, width: int, height: int, seed: int = 0) -> Scene:
 
 
 def time_pass(
-    render: Callable[..., tuple[torch.Tensor, ...]], scene: Scene, width: int, height: int, repeats: int
+    render: Callable[..., tuple[Any, ...]], scene: Scene, width: int, height: int, repeats: int
 ) -> tuple[float, float, torch.Tensor]:
     """Median wall and median CPU seconds (all threads of the process) of forward + backward of
     ``sum(colors) + sum(alphas)``, and the last image."""

@@ -29,6 +29,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -80,7 +81,7 @@ def store_ceiling_s(mongo_url: str, payload: Path) -> float:
     import pymongo
     from bson import ObjectId
 
-    with pymongo.MongoClient(mongo_url) as client:
+    with pymongo.MongoClient[dict[str, Any]](mongo_url) as client:
         chunks = client["bench_ceiling"]["files.chunks"]
         file_id = ObjectId()
         t0 = time.perf_counter()

@@ -28,6 +28,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
+import functools
 import sys
 import tempfile
 import time
@@ -38,7 +39,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
 
 from tests.fixtures.data_files import GARDEN_VIDEO  # noqa: E402 - after the repository is on sys.path
 
@@ -76,19 +76,30 @@ def check_gsplat_loads() -> tuple[bool, str]:
 def check_rasterizers_agree(n: int = 5000, width: int = 256, height: int = 192) -> tuple[bool, str]:
     """gsplat on CUDA against our CPU rasterizer: pixels and gradients of every parameter."""
     import torch
-    from bench_rasterizer import make_scene  # the benchmark's random scene (bench/ is on sys.path)
 
-    from gs_worker.rasterize import rasterize
+    from bench.bench_rasterizer import make_scene  # the benchmark's random scene
+    from gs_worker.rasterize import Backend, rasterize
 
     params, viewmats, Ks = make_scene(n, width, height)
     results = {}
-    for backend, device in (("gsplat", "cuda"), ("cpu", "cpu")):
-        leaves = [p.detach().clone().to(device).requires_grad_() for p in params]
+    runs: tuple[tuple[Backend, str], ...] = (("gsplat", "cuda"), ("cpu", "cpu"))
+    for backend, device in runs:
+        means, quats, scales, opacities, sh = leaves = [p.detach().clone().to(device).requires_grad_() for p in params]
         colors, alphas, _ = rasterize(
-            *leaves, viewmats.to(device), Ks.to(device), width, height, sh_degree=1, backend=backend
+            means,
+            quats,
+            scales,
+            opacities,
+            sh,
+            viewmats.to(device),
+            Ks.to(device),
+            width,
+            height,
+            sh_degree=1,
+            backend=backend,
         )
-        (colors.sum() + alphas.sum()).backward()
-        results[backend] = (colors.detach().cpu(), [leaf.grad.detach().cpu() for leaf in leaves])
+        grads = torch.autograd.grad(colors.sum() + alphas.sum(), leaves)
+        results[backend] = (colors.detach().cpu(), [grad.detach().cpu() for grad in grads])
     pixel_diff = float((results["gsplat"][0] - results["cpu"][0]).abs().max())
     names = ("means", "quats", "scales", "opacities", "sh")
     cosines = {
@@ -190,7 +201,7 @@ def main() -> int:
             _timed(
                 f"splats, {strategy}, {args.steps} steps",
                 rows,
-                lambda s=strategy: check_splats(scene, s, args.steps, args.long_side),
+                functools.partial(check_splats, scene, strategy, args.steps, args.long_side),
             )
         _timed(f"TensoRF, {args.steps} steps", rows, lambda: check_tensorf(scene, args.steps, args.long_side))
 

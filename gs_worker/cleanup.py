@@ -179,7 +179,7 @@ def cleanup_mask(
     log_scales = np.asarray(splats["scales"], dtype=np.float64).reshape(n, 3)
     opacity = _sigmoid(np.asarray(splats["opacities"], dtype=np.float64).reshape(n))
     floaters = options.cleanup if floaters is None else floaters
-    keep = np.isfinite(means).all(axis=1)
+    keep = np.asarray(np.isfinite(means).all(axis=1))
     removed = dict.fromkeys(STEPS, 0)
 
     def drop(step: str, mask: np.ndarray) -> None:

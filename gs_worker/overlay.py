@@ -47,7 +47,7 @@ def static_overlay_mask(images: Iterable[np.ndarray]) -> np.ndarray | None:
         return None
     mean = total / count
     std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0)).max(axis=2)
-    static = ndimage.binary_opening(std < STATIC_STD, structure=np.ones((3, 3)))
+    static = ndimage.binary_opening(std < STATIC_STD, structure=np.ones((3, 3), dtype=bool))
     if static.mean() > MAX_AREA:
         return None
     labels, n = ndimage.label(static)

@@ -24,6 +24,17 @@ from torch.autograd.function import FunctionCtx, once_differentiable
 
 from gs_worker.rasterize_cpu import TILE_SIZE, rasterize_projected
 
+#: What forward saves for backward: tile_start, entries, (means2d, conics, opacities, colors) as float64,
+#: (width, height, tiles_x, tile_size), the final transmittance and each pixel's last entry.
+_SavedState = tuple[
+    np.ndarray,
+    np.ndarray,
+    tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    tuple[int, int, int, int],
+    np.ndarray,
+    np.ndarray,
+]
+
 
 def numba_available() -> bool:
     """Whether numba is installed, i.e. whether the compiled rasterizer can run (without importing numba)."""
@@ -42,7 +53,7 @@ class _CompositeFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: FunctionCtx,
         means2d: Tensor,  # [N, 2]
         conics: Tensor,  # [N, 3]
@@ -73,12 +84,11 @@ class _CompositeFunction(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(  # type: ignore[override]
-        ctx: FunctionCtx, grad_color: Tensor, grad_transmittance: Tensor
-    ) -> tuple[Tensor | None, ...]:
+    def backward(ctx: FunctionCtx, grad_color: Tensor, grad_transmittance: Tensor) -> tuple[Tensor | None, ...]:
         from gs_worker import rasterize_numba_kernels as kernels
 
-        tile_start, entries, arrays, layout, transmittance, last = ctx.state  # type: ignore[attr-defined]
+        state: _SavedState = ctx.state  # type: ignore[attr-defined]
+        tile_start, entries, arrays, layout, transmittance, last = state
         n_gaussians, n_channels = arrays[3].shape
         rows = np.empty((len(entries), kernels.ROW_FIXED + n_channels))
         with kernels.balanced_tiles():

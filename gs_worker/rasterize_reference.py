@@ -54,7 +54,8 @@ def _sh_color(degree: int, direction: Tensor, coeffs: Tensor) -> Tensor:
     """``max(Σ_k Y_k(dir)·c_k + 0.5, 0)`` for one camera. direction [N, 3], coeffs [N, K, 3] -> [N, 3]"""
     unit = direction / direction.norm(dim=-1, keepdim=True)
     x, y, z = unit.unbind(-1)
-    value = sum(SH_BASIS[k](x, y, z)[:, None] * coeffs[:, k] for k in range((degree + 1) ** 2))
+    terms = (SH_BASIS[k](x, y, z)[:, None] * coeffs[:, k] for k in range((degree + 1) ** 2))
+    value = sum(terms, torch.zeros_like(coeffs[:, 0]))
     return torch.clamp_min(value + 0.5, 0.0)
 
 

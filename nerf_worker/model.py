@@ -11,6 +11,7 @@ the viewing direction. A second, direction-only SH term colours what the rays se
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -83,6 +84,9 @@ class TensorVM(nn.Module):
         init_scale: standard deviation of the initial factors.
     """
 
+    aabb: Tensor  # a buffer  # [2, 3]
+    alpha_mask: Tensor  # a buffer  # [Dz, Dy, Dx]
+
     def __init__(
         self,
         aabb: Tensor,
@@ -132,18 +136,18 @@ class TensorVM(nn.Module):
         }
 
     @classmethod
-    def from_metadata(cls, meta: dict[str, object]) -> TensorVM:
+    def from_metadata(cls, meta: dict[str, Any]) -> TensorVM:
         """An uninitialised model of the shape ``meta`` describes, ready for ``load_state_dict``."""
         model = cls(
             torch.tensor(meta["aabb"], dtype=torch.float32),
-            list(meta["resolution"]),  # type: ignore[arg-type]
-            density_components=int(meta["density_components"]),  # type: ignore[arg-type]
-            appearance_components=int(meta["appearance_components"]),  # type: ignore[arg-type]
-            step_ratio=float(meta["step_ratio"]),  # type: ignore[arg-type]
-            density_shift=float(meta["density_shift"]),  # type: ignore[arg-type]
-            distance_scale=float(meta["distance_scale"]),  # type: ignore[arg-type]
+            list(meta["resolution"]),
+            density_components=int(meta["density_components"]),
+            appearance_components=int(meta["appearance_components"]),
+            step_ratio=float(meta["step_ratio"]),
+            density_shift=float(meta["density_shift"]),
+            distance_scale=float(meta["distance_scale"]),
         )
-        model.alpha_mask = torch.ones(*meta["alpha_mask_shape"], dtype=torch.bool)  # type: ignore[misc]
+        model.alpha_mask = torch.ones(*meta["alpha_mask_shape"], dtype=torch.bool)
         return model
 
     # --- geometry -------------------------------------------------------------------------------

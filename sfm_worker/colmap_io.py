@@ -17,13 +17,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
 from shared.errors import Cancelled, ErrorCode, StageError
 from shared.options.sfm import SfmOptions
 from shared.progress import ProgressFn, sub_progress
+
+if TYPE_CHECKING:
+    from pycolmap import CancellationToken
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +76,7 @@ def _configure_colmap_logging() -> None:
 
 def _run_cancellable(
     step: str,
-    work: Callable[[object], T],
+    work: Callable[[CancellationToken], T],
     on_progress: ProgressFn,
     message: Callable[[], tuple[float, str]],
 ) -> T:
@@ -121,7 +124,7 @@ def _run_cancellable(
         raise StageError(ErrorCode.OUT_OF_MEMORY, "COLMAP ran out of memory.") from error
     if isinstance(error, RuntimeError):  # pycolmap reports its C++ failures as RuntimeError
         raise StageError(ErrorCode.SFM_FAILED, f"COLMAP failed: {error}", details={"step": step}) from error
-    if error is not None:
+    if isinstance(error, BaseException):
         raise error
     return result["value"]  # type: ignore[return-value]
 

@@ -22,7 +22,7 @@ _THUMB = 32
 #: The selected frames are working copies (COLMAP reads them; undistortion re-encodes them at the
 #: stage's ``jpeg_quality``). On the synthetic orbit, quality 95 gave poses at least as accurate as
 #: quality 100 with full-resolution chroma, and smaller files.
-_WORKING_JPEG = {"quality": 95}
+_WORKING_JPEG_QUALITY = 95
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,7 @@ def select_frames(
             return
         score, index, seconds, rgb, thumb = best
         name = frame_file_name(index)
-        Image.fromarray(rgb).save(frames_dir / name, **_WORKING_JPEG)
+        Image.fromarray(rgb).save(frames_dir / name, quality=_WORKING_JPEG_QUALITY)
         chosen.append(SelectedFrame(video_frame=index, timestamp_s=seconds, sharpness=score, file=name))
         thumbs.append(thumb)
 

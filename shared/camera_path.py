@@ -52,11 +52,11 @@ def camera_centers(cam_from_world: np.ndarray) -> np.ndarray:
     """Camera centres ``-Rᵀt`` of ``[N, 4, 4]`` (or ``[N, 3, 4]``) poses; returns ``[N, 3]``."""
     rot = cam_from_world[:, :3, :3]
     t = cam_from_world[:, :3, 3]
-    return -np.einsum("nji,nj->ni", rot, t)
+    return np.asarray(-np.einsum("nji,nj->ni", rot, t))
 
 
 def _normalize(v: np.ndarray) -> np.ndarray:
-    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
+    return np.asarray(v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12))
 
 
 def focus_point(cam_from_world: np.ndarray) -> np.ndarray:
@@ -77,10 +77,10 @@ def focus_point(cam_from_world: np.ndarray) -> np.ndarray:
     b = np.einsum("nij,nj->i", proj, centers)
     eig = np.linalg.eigvalsh(a)
     fallback_dist = max(1.0, float(np.linalg.norm(centers - centers.mean(0), axis=1).max(initial=0.0)))
-    fallback = centers.mean(0) + _normalize(forward.mean(0)) * fallback_dist
+    fallback: np.ndarray = centers.mean(0) + _normalize(forward.mean(0)) * fallback_dist
     if eig[0] < 1e-2 * len(centers):
         return fallback
-    point = np.linalg.solve(a, b)
+    point: np.ndarray = np.linalg.solve(a, b)
     in_front = np.einsum("ni,ni->n", point[None] - centers, forward)
     if np.median(in_front) <= 0:
         return fallback
@@ -168,7 +168,7 @@ def _gaussian_smooth(values: np.ndarray, sigma: float) -> np.ndarray:
         return values.copy()
     idx = np.arange(len(values))
     w = np.exp(-((idx[:, None] - idx[None, :]) ** 2) / (2.0 * sigma**2))  # [N, N]
-    return (w @ values) / w.sum(axis=1, keepdims=True)
+    return np.asarray((w @ values) / w.sum(axis=1, keepdims=True))
 
 
 def _bspline(control: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -182,7 +182,7 @@ def _bspline(control: np.ndarray, u: np.ndarray) -> np.ndarray:
     b1 = (3 * t**3 - 6 * t**2 + 4) / 6
     b2 = (-3 * t**3 + 3 * t**2 + 3 * t + 1) / 6
     b3 = t**3 / 6
-    return b0 * padded[seg] + b1 * padded[seg + 1] + b2 * padded[seg + 2] + b3 * padded[seg + 3]
+    return np.asarray(b0 * padded[seg] + b1 * padded[seg + 1] + b2 * padded[seg + 2] + b3 * padded[seg + 3])
 
 
 def _spline(cam_from_world: np.ndarray, n_frames: int) -> np.ndarray:

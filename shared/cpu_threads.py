@@ -108,7 +108,8 @@ def configure_cpu_threads(threads: int | None = None, *, root: Path = CGROUP_ROO
     if "numba" in sys.modules:
         import numba
 
-        numba.set_num_threads(min(count, numba.config.NUMBA_NUM_THREADS))
+        # numba.config sets its NUMBA_* settings through globals() at import time, unseen by mypy
+        numba.set_num_threads(min(count, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
     log.debug("CPU threads: %d (OMP_WAIT_POLICY=%s)", count, os.environ["OMP_WAIT_POLICY"])
     return count
 

@@ -56,7 +56,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 def _gaussian_kernel(size: int, sigma: float) -> np.ndarray:
     x = np.arange(size, dtype=np.float64) - (size - 1) / 2.0
     k = np.exp(-(x**2) / (2.0 * sigma**2))
-    return k / k.sum()
+    return np.asarray(k / k.sum())
 
 
 def _filter_valid(img: np.ndarray, kernel: np.ndarray) -> np.ndarray:
@@ -65,7 +65,7 @@ def _filter_valid(img: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     rows = np.lib.stride_tricks.sliding_window_view(img, k, axis=0)  # [H-k+1, W, C, k]
     img = rows @ kernel  # [H-k+1, W, C]
     cols = np.lib.stride_tricks.sliding_window_view(img, k, axis=1)  # [H-k+1, W-k+1, C, k]
-    return cols @ kernel  # [H-k+1, W-k+1, C]
+    return np.asarray(cols @ kernel)  # [H-k+1, W-k+1, C]
 
 
 def ssim_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -96,7 +96,7 @@ def ssim_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     cov = _filter_valid(a * b, kernel) - mu_a * mu_b
     num = (2.0 * mu_a * mu_b + c1) * (2.0 * cov + c2)
     den = (mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2)
-    return num / den
+    return np.asarray(num / den)
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:

@@ -107,7 +107,7 @@ def _sample_count(f: BinaryIO, trak: tuple[int, int]) -> int:
         table = _child(f, *box, kind)
         if table is not None:
             f.seek(table[0] + 8)  # version + flags, sample_size (stz2: reserved + field_size)
-            return struct.unpack(">I", f.read(4))[0]
+            return int(struct.unpack(">I", f.read(4))[0])
     return 0
 
 

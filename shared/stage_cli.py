@@ -201,7 +201,9 @@ class TrainingCommand:
         return fn
 
 
-def add_training_command(subparsers: argparse._SubParsersAction, command: TrainingCommand) -> None:
+def add_training_command(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], command: TrainingCommand
+) -> None:
     """Add a training sub-command: :func:`add_training_arguments`, its own flags, and :func:`run_training`."""
     parser = subparsers.add_parser(command.name, help=command.help, description=command.description)
     add_training_arguments(parser)

@@ -104,7 +104,7 @@ def orbit_cam_from_world(
 def _hash3(cells: np.ndarray, salt: float) -> np.ndarray:
     """Pseudo-random values in [0, 1) for integer lattice cells ``[..., 3]`` (deterministic)."""
     dot = cells @ np.array([127.1, 311.7, 74.7]) + salt * 17.13
-    return np.modf(np.abs(np.sin(dot) * 43758.5453))[0]
+    return np.asarray(np.modf(np.abs(np.sin(dot) * 43758.5453))[0])
 
 
 def _value_noise(p: np.ndarray, freq: float, salt: float) -> np.ndarray:
@@ -128,7 +128,7 @@ def _texture(p: np.ndarray, base: tuple[float, float, float], salt: float, cell:
     tint = np.modf(h[:, None] * np.array([1.0, 7.31, 53.17, 389.3]))[0]
     noise = _value_noise(p, 2.5 / cell, salt + 11.0)
     colour = np.asarray(base) * (0.35 + 0.65 * tint[:, :1]) * (0.6 + 0.4 * tint[:, 1:]) + 0.25 * (noise[:, None] - 0.5)
-    return np.clip(colour, 0.0, 1.0)
+    return np.asarray(np.clip(colour, 0.0, 1.0))
 
 
 # --- ray casting --------------------------------------------------------------------------------------

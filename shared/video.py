@@ -27,6 +27,7 @@ from shared.errors import ErrorCode, StageError
 
 if TYPE_CHECKING:
     from av.container import InputContainer
+    from av.video.frame import VideoFrame
     from av.video.stream import VideoStream
 
 logger = logging.getLogger(__name__)
@@ -123,7 +124,7 @@ def _open(path: Path, options: dict[str, str] | None = None) -> InputContainer:
         ) from exc
 
 
-def _unreadable(path: Path, what: str, **details: object) -> StageError:
+def _unreadable(path: Path, what: str, **details: str) -> StageError:
     """``INVALID_VIDEO`` saying ``what``, or that the file was cut off when it is an MP4 that ends before its index."""
     if mp4_boxes.looks_cut_off(path):
         return _invalid(path, "the video is truncated: the file ends before its index", hint=_TRUNCATED_HINT, **details)
@@ -171,7 +172,7 @@ def _container_name(path: Path, demuxer: str) -> ContainerName:
     return "webm" if b"webm" in head[:64] or b"\x42\x82\x84webm" in head else "mkv"
 
 
-def _index_end(stream) -> int:
+def _index_end(stream: VideoStream) -> int:
     """The byte offset where the stream's last indexed packet ends (0 when the container has no index)."""
     entries = stream.index_entries
     if len(entries) == 0:
@@ -180,7 +181,7 @@ def _index_end(stream) -> int:
     return int(last.pos) + int(last.size) if last.pos >= 0 else 0
 
 
-def _display_rotation(frame) -> int:
+def _display_rotation(frame: VideoFrame) -> int:
     """The frame's counter-clockwise display rotation in degrees, snapped to 0/90/180/270."""
     degrees = float(getattr(frame, "rotation", 0) or 0)
     return round(degrees / 90.0) % 4 * 90

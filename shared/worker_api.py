@@ -79,7 +79,7 @@ class Heartbeat(_Body):
     @model_serializer(mode="wrap")
     def _without_absent_capture(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         """Leave ``capture`` out unless set: a heartbeat without it stays the body older servers accept."""
-        data = handler(self)
+        data: dict[str, Any] = handler(self)
         if data.get("capture") is None:
             data.pop("capture", None)
         return data

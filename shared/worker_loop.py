@@ -348,4 +348,5 @@ class Worker:
 
 
 def _jsonable(details: dict[str, object]) -> dict[str, Any]:
-    return json.loads(json.dumps(details, default=str))
+    jsonable: dict[str, Any] = json.loads(json.dumps(details, default=str))
+    return jsonable

@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import time
@@ -508,7 +509,7 @@ class Vid2SceneClient:
         *,
         names: Sequence[str] | None = None,
         on_file: Callable[[str], BytesProgressFn | None] | None = None,
-    ) -> list[Path]:
+    ) -> builtins.list[Path]:  # builtins: the method `list` shadows the type in the class body
         """Download every artifact of a job (or only ``names``) into ``out_dir``.
 
         Args:

@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Self
+from typing import IO, Any, Self
 
 INSTALL_HINT = (
     "The local mode stores jobs in SecantusDB, an optional extra. Install it with\n"
@@ -135,7 +135,7 @@ class EmbeddedMongo:
             if self._process.poll() is not None:
                 return False
             try:
-                with pymongo.MongoClient(self.url, serverSelectionTimeoutMS=500) as client:
+                with pymongo.MongoClient[dict[str, Any]](self.url, serverSelectionTimeoutMS=500) as client:
                     client.admin.command("ping")
                 return True
             except pymongo.errors.PyMongoError:

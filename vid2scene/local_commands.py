@@ -38,7 +38,7 @@ from vid2scene.embedded_mongo import EmbeddedMongoError
 from vid2scene.local import LocalStack, LocalStackError
 
 #: The sample video of ``demo``: small enough to reconstruct and train in a few minutes on 2 CPU cores.
-DEMO_VIDEO = {"width": 320, "height": 180, "n_frames": 48, "fps": 24.0, "seed": 0}
+DEMO_VIDEO: dict[str, Any] = {"width": 320, "height": 180, "n_frames": 48, "fps": 24.0, "seed": 0}
 
 #: Overrides of the ``preview`` preset for the demo on a CPU (the sample is tiny and textured).
 DEMO_CPU_OPTIONS: dict[str, dict[str, Any]] = {

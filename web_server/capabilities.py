@@ -20,8 +20,10 @@ def training_device(settings: Settings, store: Store) -> DeviceClass | None:
     if settings.training_device != "auto":
         return settings.training_device
     device = store.latest_worker_device()
-    if device == "cuda" or device == "cpu":
-        return device
+    if device == "cuda":
+        return "cuda"
+    if device == "cpu":
+        return "cpu"
     return None
 
 

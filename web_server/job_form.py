@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shared.messages import STAGES
+from shared.messages import STAGES, StageName
 from shared.options import OPTIONS_BY_STAGE, PresetName, resolve_options
 from shared.options.base import explain_invalid_options
 from web_server.models import JobCreate
@@ -54,7 +54,7 @@ def parse_job_form(
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise ApiError(422, "VALIDATION_ERROR", f"{where}: {first['msg']}") from exc
-    stages = ["sfm", *form.methods]
+    stages: list[StageName] = ["sfm", *form.methods]
     extra = [k for k in form.options if k not in stages]
     if extra:
         raise ApiError(422, "INVALID_OPTIONS", f"options given for stages that will not run: {extra}.")

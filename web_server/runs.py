@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import ValidationError
 from pymongo.errors import DuplicateKeyError
 
-from shared.messages import TRAINING_STAGES
+from shared.messages import TRAINING_STAGES, StageName
 from shared.options import OPTIONS_BY_STAGE, resolve_options
 from shared.options.base import explain_invalid_options
 from shared.settings import Settings
@@ -69,7 +69,7 @@ def resolve_run_options(source: StoredJob, run: RunCreate) -> tuple[dict[str, di
     Raises:
         ApiError: 422 ``INVALID_OPTIONS`` for options of stages the run does not have, or refused values.
     """
-    stages = ["sfm", *run.methods]
+    stages: list[StageName] = ["sfm", *run.methods]
     extra = [k for k in run.options if k not in stages]
     if extra:
         raise ApiError(422, "INVALID_OPTIONS", f"options given for stages that will not run: {extra}.")
@@ -211,7 +211,7 @@ def start_run(
     if store.count_runs(root) > limit:  # concurrent runs passed the check together: this one yields
         orchestrator.delete(job.id, now)
         raise _limit_reached(root, limit)
-    first_stages = list(run.methods) if reuse_sfm else ["sfm"]
+    first_stages: list[StageName] = list(run.methods) if reuse_sfm else ["sfm"]
     for stage in first_stages:
         orchestrator.publish_stage(job.id, stage, now, expect={"status": "pending"})
     created = orchestrator.get(job.id)

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import anyio
 from fastapi import Request
@@ -28,6 +28,9 @@ from starlette.requests import ClientDisconnect
 from shared.errors import ErrorCode
 from web_server.problems import ApiError
 from web_server.store import FileUpload
+
+if TYPE_CHECKING:
+    from python_multipart.multipart import MultipartCallbacks
 
 FORM_FIELDS = ("methods", "preset", "name", "options", "webhook_url")
 VIDEO_FIELD = "video"
@@ -129,7 +132,7 @@ class _PartCollector:
         self._field = bytearray()
         self.closed = False  # the closing boundary was seen
 
-    def callbacks(self) -> dict[str, Any]:
+    def callbacks(self) -> MultipartCallbacks:
         return {
             "on_part_begin": self._part_begin,
             "on_header_field": lambda data, start, end: self._header_field.extend(data[start:end]),

@@ -133,7 +133,7 @@ class WebhookDelivery:
             now = utcnow()
             head = None if index is None else events[index]
             due = None if head is None else as_utc(head.get("next_attempt_at")) or now
-            if head is None or due > now or attempts >= MAX_EVENTS_PER_LEASE:
+            if head is None or due is None or due > now or attempts >= MAX_EVENTS_PER_LEASE:
                 count = int(state.get("event_count", len(events)))
                 if await run_in_threadpool(self.store.release_webhook, job_id, lease_id, count, due):
                     return attempts

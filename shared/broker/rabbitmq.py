@@ -179,7 +179,9 @@ class RabbitMQBroker(Broker):
 
     def message_count(self, stage: StageName) -> int:
         """How many messages wait in a stage's queue (unacknowledged deliveries not counted)."""
-        return self._with_channel(lambda ch: ch.queue_declare(self.queue(stage), passive=True).method.message_count)
+        return self._with_channel(
+            lambda ch: int(ch.queue_declare(self.queue(stage), passive=True).method.message_count)
+        )
 
     def ready(self) -> bool:
         """Whether the broker answers a passive declare of the ``sfm`` queue; within :data:`READY_TIMEOUT_S`.

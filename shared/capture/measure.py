@@ -9,6 +9,7 @@ model the web server uses) needs no OpenCV.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypedDict
 
 import cv2
 import numpy as np
@@ -17,8 +18,16 @@ import numpy as np
 _MAX_CORNERS = 200
 #: A track whose backward-tracked end misses its start by more than this (pixels) is dropped.
 _FORWARD_BACKWARD_PX = 2.0
+
+
 #: Lucas–Kanade settings: the pyramid follows displacements of about a fifth of a 480-pixel frame.
-_LK = {
+class _LucasKanade(TypedDict):
+    winSize: tuple[int, int]
+    maxLevel: int
+    criteria: tuple[int, int, float]
+
+
+_LK: _LucasKanade = {
     "winSize": (21, 21),
     "maxLevel": 4,
     "criteria": (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01),
@@ -109,8 +118,9 @@ def track(previous: np.ndarray, current: np.ndarray, points: np.ndarray) -> tupl
     if len(points) == 0:
         return points.copy(), np.zeros(0, dtype=bool)
     p0 = points.reshape(-1, 1, 2)
-    p1, status, _ = cv2.calcOpticalFlowPyrLK(previous, current, p0, None, **_LK)
-    back, status_back, _ = cv2.calcOpticalFlowPyrLK(current, previous, p1, None, **_LK)
+    # OpenCV's stubs type nextPts as an array, but None (start from prevPts) is what the function documents
+    p1, status, _ = cv2.calcOpticalFlowPyrLK(previous, current, p0, None, **_LK)  # type: ignore[call-overload]
+    back, status_back, _ = cv2.calcOpticalFlowPyrLK(current, previous, p1, None, **_LK)  # type: ignore[call-overload]
     error = np.linalg.norm((back - p0).reshape(-1, 2), axis=1)
     h, w = current.shape
     p1 = p1.reshape(-1, 2)
@@ -204,7 +214,7 @@ def two_view(start: np.ndarray, end: np.ndarray, K: np.ndarray, diagonal_px: flo
 def _nearest_rotation(matrix: np.ndarray) -> np.ndarray:
     """The rotation closest to ``matrix`` (its polar factor, with determinant +1)."""
     u, _, vt = np.linalg.svd(matrix)
-    R = u @ vt
+    R: np.ndarray = u @ vt
     if np.linalg.det(R) < 0:
         R = u @ np.diag([1.0, 1.0, -1.0]) @ vt
     return R

@@ -121,7 +121,7 @@ def judge(
             levels[flag] = level
     if usable_frames < t.min_usable_frames and not any(levels.get(f) == "poor" for f in _SPOIL_FRAMES):
         levels["too_few_frames"] = "poor"  # short, rather than spoilt by blur or exposure (those say so)
-    verdict = max(levels.values(), key=_SEVERITY.index, default="good")
+    verdict: Verdict = max(levels.values(), key=_SEVERITY.index, default="good")
     if verdict == "poor":  # hints would only distract from what must change
         levels = {flag: level for flag, level in levels.items() if level != "good"}
     flags = [flag for flag in ADVICE if flag in levels]

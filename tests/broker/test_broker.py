@@ -153,7 +153,11 @@ def test_unsettled_message_is_redelivered_marked_redelivered_after_its_consumer_
             child.wait(WAIT_S)
     else:
         gate = threading.Event()
-        dying = ConsumerThread(broker, "gs", lambda d: gate.wait(WAIT_S))
+
+        def hang(_: Delivery) -> None:
+            gate.wait(WAIT_S)
+
+        dying = ConsumerThread(broker, "gs", hang)
         assert dying.next().redelivered is False
         assert broker.message_count("gs") == 0
         dying.stop.set()
@@ -366,7 +370,7 @@ def test_make_broker_picks_the_implementation_by_url_scheme() -> None:
 
 @pytest.mark.slow
 @pytest.mark.service
-def test_rabbitmq_consumer_and_publisher_reconnect_after_the_broker_restarts(private_rabbitmq) -> None:  # type: ignore[no-untyped-def]
+def test_rabbitmq_consumer_and_publisher_reconnect_after_the_broker_restarts(private_rabbitmq) -> None:
     from shared.broker.rabbitmq import RabbitMQBroker
 
     broker = RabbitMQBroker(private_rabbitmq.url, reconnect_cap_s=1.0, publish_retry_s=60.0)

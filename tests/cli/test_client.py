@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -80,7 +81,7 @@ def test_submit_streams_a_multipart_body_with_fields_file_and_exact_length(tmp_p
     video = tmp_path / "clip.mp4"
     payload = bytes(range(256)) * 9000  # 2.3 MB: several chunks
     video.write_bytes(payload)
-    captured: dict[str, object] = {}
+    captured: dict[str, Any] = {}
 
     def handler(request: httpx.Request) -> httpx.Response:
         body = request.read()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,11 +17,11 @@ def test_embedded_secantus_stores_documents_across_a_restart(tmp_path: Path) -> 
     import pymongo
 
     with EmbeddedMongo(tmp_path / "db", log_path=tmp_path / "db.log") as mongo:
-        with pymongo.MongoClient(mongo.url) as client:
+        with pymongo.MongoClient[dict[str, Any]](mongo.url) as client:
             client.t.jobs.insert_one({"_id": "j1", "status": "queued"})
         first_port = mongo.port
-    with EmbeddedMongo(tmp_path / "db") as mongo, pymongo.MongoClient(mongo.url) as client:
-        assert client.t.jobs.find_one({"_id": "j1"})["status"] == "queued"
+    with EmbeddedMongo(tmp_path / "db") as mongo, pymongo.MongoClient[dict[str, Any]](mongo.url) as client:
+        assert client.t.jobs.find_one({"_id": "j1"}) == {"_id": "j1", "status": "queued"}
     assert first_port > 0
 
 
@@ -33,5 +34,8 @@ def test_stopped_embedded_secantus_no_longer_answers(tmp_path: Path) -> None:
     url = mongo.start()
     mongo.stop()
     mongo.stop()  # twice is harmless
-    with pytest.raises(pymongo.errors.PyMongoError), pymongo.MongoClient(url, serverSelectionTimeoutMS=300) as c:
+    with (
+        pytest.raises(pymongo.errors.PyMongoError),
+        pymongo.MongoClient[dict[str, Any]](url, serverSelectionTimeoutMS=300) as c,
+    ):
         c.admin.command("ping")

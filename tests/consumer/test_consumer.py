@@ -72,13 +72,13 @@ def make_worker(
     handler: StageHandler = copying_handler,
     *,
     worker_id: str = "test-worker",
-    **client_kw: float,
+    retry_for_s: float | None = None,
 ) -> Worker:
     """A worker of the ``sfm`` stage talking to ``url`` (its broker is never consumed: tests call ``handle``)."""
     return Worker(
         WorkerSpec(stage="sfm", inputs=("input",), handler=handler),
         MemoryBroker(),
-        WorkerClient(url, TOKEN, **client_kw),
+        WorkerClient(url, TOKEN) if retry_for_s is None else WorkerClient(url, TOKEN, retry_for_s=retry_for_s),
         worker_id=worker_id,
         scratch_root=tmp_path / "scratch",
         heartbeat_s=HEARTBEAT_S,

@@ -17,6 +17,7 @@ from shared.broker import Delivery, MemoryBroker
 from shared.errors import ErrorCode, StageError
 from shared.messages import StageRequest
 from shared.options import SplatOptions
+from shared.settings import Device
 from shared.stage_handler import StageJob, training_handler
 from shared.worker_api import Lease
 from shared.worker_client import WorkerClient
@@ -104,7 +105,7 @@ def _training_job(options: SplatOptions, archive: Path, tmp_path: Path) -> Stage
 
 @pytest.mark.parametrize(("requested", "worker", "used"), [("auto", "cpu", "cpu"), ("cuda", "cpu", "cuda")])
 def test_training_handler_trains_on_the_unpacked_scene_and_the_worker_device_replaces_only_auto(
-    scene_archive: bytes, tmp_path: Path, requested: str, worker: str, used: str
+    scene_archive: bytes, tmp_path: Path, requested: str, worker: Device, used: str
 ) -> None:
     archive = tmp_path / "sfm.tar"
     archive.write_bytes(scene_archive)

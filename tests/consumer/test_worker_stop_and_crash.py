@@ -21,6 +21,7 @@ import sys
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -102,7 +103,7 @@ def _start_script(args: list[str]) -> subprocess.Popen[str]:
     )
 
 
-def _stop_within(child: subprocess.Popen[str], timeout_s: float) -> tuple[int, float]:
+def _stop_within(child: subprocess.Popen[Any], timeout_s: float) -> tuple[int, float]:
     started = time.monotonic()
     child.send_signal(signal.SIGTERM)
     try:

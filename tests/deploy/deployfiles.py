@@ -40,7 +40,7 @@ def is_standalone(compose_file: Path) -> bool:
 def compose_combinations() -> list[tuple[Path, ...]]:
     """The file sets an operator runs: each standalone file alone, and each override on ``docker-compose.yml``."""
     base = REPO_ROOT / "docker-compose.yml"
-    standalone = [(f,) for f in compose_files() if is_standalone(f)]
+    standalone: list[tuple[Path, ...]] = [(f,) for f in compose_files() if is_standalone(f)]
     overrides = [(base, f) for f in compose_files() if not is_standalone(f)]
     return standalone + overrides
 
@@ -410,7 +410,7 @@ def role_extra(module: str) -> str:
 
 def runtime_stages(stages: list[Stage]) -> list[Stage]:
     """Stages no other stage builds on or copies from: the images a build can end in."""
-    used = set()
+    used: set[str | None] = set()
     for stage in stages:
         used.add(stage.base)
         used.update(copy_from(i) for i in stage.instructions if i.keyword == "COPY")

@@ -61,7 +61,7 @@ def _requirements_of(extras: set[str]) -> set[str]:
         for requirement in table[extra]:
             name = re.split(r"[\s\[<>=!~;]", requirement, maxsplit=1)[0].lower()
             if name == "vid2scene":
-                todo += re.search(r"\[(.*)\]", requirement)[1].split(",")
+                todo += re.findall(r"\[(.*)\]", requirement)[0].split(",")
             else:
                 names.add(name)
     return names

@@ -6,6 +6,7 @@ import importlib.util
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,7 +15,7 @@ from tests.e2e.stack import ServiceStack
 from vid2scene.embedded_mongo import EmbeddedMongo, secantus_available
 
 #: The rendered test video: 36 frames of 256×144 orbiting the synthetic scene.
-E2E_VIDEO = {"width": 256, "height": 144, "n_frames": 36, "fps": 24.0, "seed": 1}
+E2E_VIDEO: dict[str, Any] = {"width": 256, "height": 144, "n_frames": 36, "fps": 24.0, "seed": 1}
 
 
 class MissingWorkerError(RuntimeError):

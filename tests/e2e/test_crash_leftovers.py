@@ -111,7 +111,9 @@ def test_server_killed_mid_upload_leaves_no_bytes_behind_after_its_restart(
         ghost.write(os.urandom(MIB))
         ghost.close()  # a file whose job insert never happened
 
-        input_id = store.jobs.find_one({"_id": job.id})["input"]["file_id"]
+        job_doc = store.jobs.find_one({"_id": job.id})
+        assert job_doc is not None
+        input_id = job_doc["input"]["file_id"]
         deadline = time.monotonic() + 60
         while True:
             before = _leftovers(store, uploads, input_id)

@@ -15,7 +15,7 @@ import pytest
 
 from tests.e2e.conftest import training_stages
 from tests.e2e.stack import REPO_ROOT, TINY_OPTIONS, ServiceStack, tiny_options
-from vid2scene.client import ApiError
+from vid2scene.client import ServerError
 
 pytestmark = [pytest.mark.service, pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -40,7 +40,7 @@ def test_a_finished_gs_job_reruns_with_another_method_without_a_second_sfm(
         job = client.submit(e2e_video, methods=["gs"], preset="preview", options=tiny_options(), name="rerun-me")
         # While the job runs, a run of it is refused with 409 JOB_NOT_FINISHED.
         service.wait_for(client, job.id, lambda j: j.status == "running" or j.done, timeout_s=JOB_TIMEOUT_S)
-        with pytest.raises(ApiError) as refused:
+        with pytest.raises(ServerError) as refused:
             client.rerun(job.id, methods=[second])
         assert (refused.value.status, refused.value.code) == (409, "JOB_NOT_FINISHED")
         source = client.wait(job.id, timeout_s=JOB_TIMEOUT_S, poll_s=0.5)
@@ -65,7 +65,7 @@ def test_a_finished_gs_job_reruns_with_another_method_without_a_second_sfm(
         sfm = run.stage("sfm")
         assert sfm is not None and sfm.status == "succeeded"
         assert sfm.attempt == 0 and sfm.worker_id is None  # no SfM worker touched the run
-        assert sfm.metrics == source.stage("sfm").metrics  # type: ignore[union-attr]
+        assert sfm.metrics == source.stage("sfm").metrics
         # No second SfM result was stored: the run's own files are its training stage's only.
         own = _files(service, run_id)
         assert own and "sfm.tar" not in own and "report-sfm.json" not in own
@@ -86,7 +86,7 @@ def test_a_finished_gs_job_reruns_with_another_method_without_a_second_sfm(
         family = client.runs(run_id)
         assert family.root_job == job.id
         assert [j.id for j in family.jobs] == [job.id, run_id]
-        psnr = [j.stage(m).metrics.get("heldout_psnr") for j, m in zip(family.jobs, ["gs", second], strict=True)]  # type: ignore[union-attr]
+        psnr = [j.stage(m).metrics.get("heldout_psnr") for j, m in zip(family.jobs, ["gs", second], strict=True)]
         assert all(isinstance(v, float) and v > 5 for v in psnr), psnr
 
     # Another owner sees neither the job nor its runs, and cannot start one.

@@ -33,7 +33,7 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _worker_of(stack: ServiceStack, job: JobView, stage: str):
-    worker_id = job.stage(stage).worker_id  # type: ignore[union-attr]
+    worker_id = job.stage(stage).worker_id
     matches = [w for w in stack.workers if w.name == worker_id and w.alive]
     assert matches, f"no live process is worker {worker_id!r}"
     return matches[0]
@@ -145,6 +145,7 @@ def test_uploaded_video_becomes_downloadable_splats_and_flythroughs(
     assert ranged.headers["content-range"] == f"bytes 10-109/{len(ply)}"
     # The signed URL works without the header; the bare path does not.
     signed = next(a.url for a in final.artifacts if a.name == "scene.splat")
+    assert signed is not None
     assert httpx.get(httpx.URL(service.url).join(signed)).content == splat
     assert httpx.get(f"{service.url}/v1/jobs/{job.id}/artifacts/scene.splat").status_code == 401
 

@@ -187,7 +187,7 @@ def decode_compressed_ply_from_the_layout_text(path: Path) -> tuple[dict[str, np
     for value in rot:
         abc = [(unorm(value, s, 10) - 0.5) / math.sqrt(0.5) for s in (20, 10, 0)]
         m = math.sqrt(max(0.0, 1 - sum(v * v for v in abc)))
-        q = list(abc)
+        q: list[float] = [float(v) for v in abc]
         q.insert(value >> 30, m)  # the largest component goes back at its index (rot_0..3)
         quats.append(q)
     out = {

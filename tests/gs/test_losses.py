@@ -29,5 +29,6 @@ def test_the_loss_is_zero_for_a_perfect_rendering_and_pulls_a_wrong_one_towards_
     assert float(photometric_loss(target, target, 0.2)) == pytest.approx(0.0, abs=1e-6)
     rendered = torch.zeros_like(target, requires_grad=True)
     photometric_loss(rendered, target, 0.2).backward()
-    assert torch.isfinite(rendered.grad).all()
-    assert float((rendered.grad * (target - rendered.detach())).sum()) < 0  # descent moves towards the target
+    grad = rendered.grad
+    assert grad is not None and torch.isfinite(grad).all()
+    assert float((grad * (target - rendered.detach())).sum()) < 0  # descent moves towards the target

@@ -159,7 +159,7 @@ def test_out_of_memory_starts_over_once_at_half_resolution(
     real_train = pipeline.train
     widths: list[int] = []
 
-    def train_running_out_once(params, data, options, device, **kwargs):  # type: ignore[no-untyped-def]
+    def train_running_out_once(params, data, options, device, **kwargs):
         widths.append(data.camera.width)
         if len(widths) == 1:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
@@ -196,7 +196,12 @@ def test_the_stage_announces_and_runs_the_rasterizer_compilation_before_training
 
     warm_ups: list[int] = []
     real_warm_up = pipeline.warm_up_compiled_rasterizer
-    monkeypatch.setattr(pipeline, "warm_up_compiled_rasterizer", lambda: (warm_ups.append(1), real_warm_up())[1])
+
+    def counted_warm_up() -> None:
+        warm_ups.append(1)
+        real_warm_up()
+
+    monkeypatch.setattr(pipeline, "warm_up_compiled_rasterizer", counted_warm_up)
     monkeypatch.setattr(pipeline, "compiled_rasterizer_ready", lambda: False)  # as in a fresh process
     messages: list[str] = []
     train_splats(tiny_scene, tmp_path / "compiled", _quick_options(), lambda f, m: messages.append(m))

@@ -6,6 +6,8 @@ The compiled rasterizer has its own tests (``test_rasterize_numba.py``), against
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import torch
@@ -23,6 +25,8 @@ from gs_worker.rasterize_cpu import (
 from gs_worker.rasterize_reference import render_reference
 
 WIDTH, HEIGHT = 24, 16
+#: means, quats, scales, opacities, SH coefficients
+Gaussians = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
 def cam_from_world_looking_at(eye: list[float], target: list[float], dtype: torch.dtype) -> torch.Tensor:
@@ -51,7 +55,9 @@ def make_cameras(dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torc
     return viewmats, torch.stack([K, K])
 
 
-def make_gaussians(n: int, *, spread: float, scale: float, sh_degree: int, seed: int, dtype=torch.float64):
+def make_gaussians(
+    n: int, *, spread: float, scale: float, sh_degree: int, seed: int, dtype: torch.dtype = torch.float64
+) -> Gaussians:
     """Random Gaussians near the origin with opacities in 0.15..0.9 (where gsplat's radius bound is exact)."""
     gen = torch.Generator().manual_seed(seed)
     means = (torch.rand(n, 3, generator=gen, dtype=dtype) - 0.5) * 2 * spread
@@ -62,6 +68,12 @@ def make_gaussians(n: int, *, spread: float, scale: float, sh_degree: int, seed:
     return means, quats, scales, opacities, sh
 
 
+def each(gaussians: Gaussians, fn: Callable[[torch.Tensor], torch.Tensor]) -> Gaussians:
+    """``fn`` applied to each tensor of ``gaussians`` (``torch.Tensor.float``, ``torch.Tensor.requires_grad_``...)."""
+    means, quats, scales, opacities, sh = (fn(t) for t in gaussians)
+    return means, quats, scales, opacities, sh
+
+
 def weighted_loss(colors: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor:
     """A loss whose gradient differs per pixel and channel, so gradients are checked everywhere."""
     color_weights = torch.sin(torch.arange(colors.numel(), dtype=colors.dtype) * 0.37).reshape(colors.shape)
@@ -69,7 +81,7 @@ def weighted_loss(colors: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor:
     return (colors * color_weights).sum() + (alphas * alpha_weights).sum()
 
 
-SCENES = {
+SCENES: dict[str, dict[str, Any]] = {
     "sparse": {"n": 20, "spread": 1.2, "scale": 0.12},
     "saturated": {"n": 20, "spread": 0.25, "scale": 0.6},
 }
@@ -78,7 +90,7 @@ SCENES = {
 @pytest.mark.parametrize("max_chunk_elements", [1 << 21, 256 * 3], ids=["one-block", "three-gaussian-segments"])
 @pytest.mark.parametrize("scene", sorted(SCENES))
 def test_cpu_rasterizer_matches_brute_force_renderer_in_pixels_and_gradients(scene: str, max_chunk_elements: int):
-    gaussians = [t.requires_grad_() for t in make_gaussians(**SCENES[scene], sh_degree=3, seed=1)]
+    gaussians = each(make_gaussians(**SCENES[scene], sh_degree=3, seed=1), torch.Tensor.requires_grad_)
     viewmats, Ks = make_cameras()
     backgrounds = torch.tensor([[0.2, 0.4, 0.6], [1.0, 0.0, 0.5]], dtype=torch.float64)
 
@@ -111,7 +123,8 @@ def test_float32_rendering_stays_within_1e_4_of_the_float64_reference():
     gaussians = make_gaussians(**SCENES["sparse"], sh_degree=1, seed=9)
     viewmats, Ks = make_cameras()
     ref_colors, ref_alphas = render_reference(*gaussians, viewmats, Ks, WIDTH, HEIGHT, sh_degree=1)
-    colors, alphas, _ = rasterize_cpu(*(t.float() for t in (*gaussians, viewmats, Ks)), WIDTH, HEIGHT, sh_degree=1)
+    floats = each(gaussians, torch.Tensor.float)
+    colors, alphas, _ = rasterize_cpu(*floats, viewmats.float(), Ks.float(), WIDTH, HEIGHT, sh_degree=1)
     torch.testing.assert_close(colors.double(), ref_colors, atol=1e-4, rtol=0)
     torch.testing.assert_close(alphas.double(), ref_alphas, atol=1e-4, rtol=0)
 
@@ -302,8 +315,8 @@ def test_gsplat_backend_on_cuda_agrees_with_the_cpu_rasterizer() -> None:
     gaussians = make_gaussians(20, spread=1.2, scale=0.12, sh_degree=1, seed=8, dtype=torch.float32)
     viewmats, Ks = make_cameras(torch.float32)
     cpu_colors, cpu_alphas, _ = rasterize(*gaussians, viewmats, Ks, WIDTH, HEIGHT, sh_degree=1, backend="cpu")
-    cuda = [t.cuda() for t in (*gaussians, viewmats, Ks)]
-    colors, alphas, info = rasterize(*cuda, WIDTH, HEIGHT, sh_degree=1, backend="auto")
+    cuda = each(gaussians, torch.Tensor.cuda)
+    colors, alphas, info = rasterize(*cuda, viewmats.cuda(), Ks.cuda(), WIDTH, HEIGHT, sh_degree=1, backend="auto")
     assert info["gaussian_ids"] is None and info["radii"].shape == (2, 20, 2)
     torch.testing.assert_close(colors.cpu(), cpu_colors, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(alphas.cpu(), cpu_alphas, atol=1e-4, rtol=1e-4)

@@ -6,6 +6,7 @@ The kernels compile once per session (the module fixture) and are cached on disk
 from __future__ import annotations
 
 import math
+from typing import Any, Literal
 
 import pytest
 import torch
@@ -15,11 +16,17 @@ import gs_worker.rasterize as rasterize_module
 from gs_worker.rasterize import rasterize, resolve_backend
 from gs_worker.rasterize_numba import compiled_rasterizer_ready, rasterize_numba, warm_up_compiled_rasterizer
 from gs_worker.rasterize_reference import render_reference
-from tests.gs.test_rasterize import SCENES, cam_from_world_looking_at, make_cameras, make_gaussians, weighted_loss
+from tests.gs.test_rasterize import (
+    SCENES,
+    Gaussians,
+    cam_from_world_looking_at,
+    each,
+    make_cameras,
+    make_gaussians,
+    weighted_loss,
+)
 
 WIDTH, HEIGHT = 64, 48  # 4 × 3 tiles
-
-Gaussians = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -70,11 +77,14 @@ def render_all(gaussians: Gaussians, viewmats: torch.Tensor, Ks: torch.Tensor, s
     Returns ``({name: (colors, alphas, grads)}, info of the compiled rasterizer)`` with grads of ``weighted_loss``
     for means, quats, scales, opacities, SH, backgrounds and (not for the reference) means2d.
     """
-    results, cpu_info = {}, {}
-    for name in ("cpu", "torch", "reference"):
+    results: dict[str, tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]] = {}
+    cpu_info: dict[str, Any] = {}
+    renderers: tuple[Literal["cpu", "torch", "reference"], ...] = ("cpu", "torch", "reference")
+    for name in renderers:
         dtype = torch.float64 if name == "reference" else torch.float32
         leaves = [t.to(dtype).requires_grad_() for t in (*gaussians, backgrounds)]
-        args = (*leaves[:5], viewmats.to(dtype), Ks.to(dtype), WIDTH, HEIGHT)
+        means, quats, scales, opacities, sh, _ = leaves
+        args = (means, quats, scales, opacities, sh, viewmats.to(dtype), Ks.to(dtype), WIDTH, HEIGHT)
         if name == "reference":
             colors, alphas = render_reference(*args, sh_degree=sh_degree, backgrounds=leaves[5])
             inputs = leaves
@@ -132,7 +142,7 @@ def test_float32_pixels_and_gradients_match_the_reference_and_the_torch_rasteriz
 
 def test_dense_scene_stops_pixels_at_the_transmittance_cutoff():
     viewmats, Ks = two_cameras()
-    gaussians = [t.float() for t in scene("dense", 0)]
+    gaussians = each(scene("dense", 0), torch.Tensor.float)
     _, alphas, _ = rasterize_numba(*gaussians, viewmats.float(), Ks.float(), WIDTH, HEIGHT, sh_degree=0)
     transmittance = 1 - alphas.double()
     assert transmittance.min() < 1e-3
@@ -141,7 +151,7 @@ def test_dense_scene_stops_pixels_at_the_transmittance_cutoff():
 
 @pytest.mark.parametrize("scene_name", sorted(SCENES))
 def test_float64_rendering_equals_the_brute_force_renderer_to_rounding(scene_name: str):
-    gaussians = [t.requires_grad_() for t in make_gaussians(**SCENES[scene_name], sh_degree=3, seed=1)]
+    gaussians = each(make_gaussians(**SCENES[scene_name], sh_degree=3, seed=1), torch.Tensor.requires_grad_)
     viewmats, Ks = make_cameras()
     backgrounds = torch.tensor([[0.2, 0.4, 0.6], [1.0, 0.0, 0.5]], dtype=torch.float64)
     colors, alphas, _ = rasterize_numba(*gaussians, viewmats, Ks, 24, 16, sh_degree=3, backgrounds=backgrounds)
@@ -177,9 +187,8 @@ def test_gaussians_behind_the_camera_are_dropped_and_get_no_gradient():
     colors, alphas, info = rasterize_numba(
         means, quats, scales, opacities, sh, viewmats, Ks, WIDTH, HEIGHT, sh_degree=1
     )
-    ref_colors, _ = render_reference(
-        *(t.double() for t in (means.detach(), quats, scales, opacities, sh, viewmats, Ks)), WIDTH, HEIGHT, sh_degree=1
-    )
+    doubles = each((means.detach(), quats, scales, opacities, sh), torch.Tensor.double)
+    ref_colors, _ = render_reference(*doubles, viewmats.double(), Ks.double(), WIDTH, HEIGHT, sh_degree=1)
     assert (info["radii"][0, :10] == 0).all() and (info["radii"][0, 10:] > 0).any()
     assert float((colors.detach().double() - ref_colors).abs().max()) <= 1e-4
     (colors.sum() + alphas.sum()).backward()
@@ -207,7 +216,7 @@ def test_a_camera_that_sees_no_gaussian_renders_the_background_with_zero_gradien
 def test_auto_resolves_to_the_compiled_rasterizer_and_falls_back_to_torch_without_numba(
     monkeypatch: pytest.MonkeyPatch,
 ):
-    gaussians = [t.float() for t in scene("isotropic", 1)]
+    gaussians = each(scene("isotropic", 1), torch.Tensor.float)
     viewmats, Ks = (t.float() for t in two_cameras())
     assert resolve_backend("auto", torch.device("cpu")) == "cpu"
     colors, _, info = rasterize(*gaussians, viewmats, Ks, WIDTH, HEIGHT, sh_degree=1)

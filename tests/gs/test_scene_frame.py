@@ -98,9 +98,9 @@ def test_every_exported_file_stands_upright_in_its_own_convention(tilted, tmp_pa
     n, bits = int.from_bytes(raw[8:12], "little"), raw[13]
     pos = np.frombuffer(raw, np.uint8, 9 * n, 16).reshape(n, 3, 3).astype(np.int64)
     fixed = pos[..., 0] | pos[..., 1] << 8 | pos[..., 2] << 16
-    fixed = np.where(fixed & 0x800000, fixed - (1 << 24), fixed) / (1 << bits)
-    assert (fixed[:, 1] > 0.05).mean() > 0.1 and (fixed[:, 1] < -0.05).mean() < 0.03  # SPZ is RUB: +y up
-    np.testing.assert_allclose(np.sort(fixed[:, 1]), np.sort(-ply["means"][:, 1]), atol=1 / (1 << bits))
+    xyz = np.where(fixed & 0x800000, fixed - (1 << 24), fixed) / (1 << bits)
+    assert (xyz[:, 1] > 0.05).mean() > 0.1 and (xyz[:, 1] < -0.05).mean() < 0.03  # SPZ is RUB: +y up
+    np.testing.assert_allclose(np.sort(xyz[:, 1]), np.sort(-ply["means"][:, 1]), atol=1 / (1 << bits))
 
 
 def test_turning_splats_into_the_files_frame_keeps_their_shape_and_view_dependent_colour() -> None:

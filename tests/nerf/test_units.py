@@ -71,7 +71,8 @@ def test_scene_box_ignores_stray_points_and_covers_the_subject_and_the_cameras()
 
 
 def test_upsampling_schedule_grows_the_grid_through_the_configured_voxel_counts() -> None:
-    model = _dense_model(resolution=tuple(grid_resolution(AABB, 8**3)))
+    nx, ny, nz = grid_resolution(AABB, 8**3)
+    model = _dense_model(resolution=(nx, ny, nz))
     schedule = GridSchedule(n_voxels_init=8**3, n_voxels_final=24**3, upsample_steps=(2, 5))
     state = schedule.initialize_state()
     points = torch.rand(200, 3) * (AABB[1] - AABB[0]) + AABB[0]

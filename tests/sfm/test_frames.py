@@ -14,7 +14,7 @@ from tests.sfm.conftest import textured_frames
 
 
 def _blur(image: np.ndarray, passes: int = 4) -> np.ndarray:
-    out = image.astype(np.float32)
+    out: np.ndarray = image.astype(np.float32)
     for _ in range(passes):
         out = (out + np.roll(out, 1, 0) + np.roll(out, -1, 0) + np.roll(out, 1, 1) + np.roll(out, -1, 1)) / 5
     return out.round().astype(np.uint8)

@@ -176,6 +176,7 @@ def test_other_supported_codecs_and_containers_are_recognised(
     path = tmp_path / file_name
     with av.open(str(path), "w") as out:
         stream = out.add_stream(encoder, rate=10)
+        assert isinstance(stream, av.VideoStream)
         stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
         for frame in textured_frames(6, 64, 64, shift_px=2):
             out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))

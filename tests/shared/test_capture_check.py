@@ -6,6 +6,7 @@ import json
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -161,8 +162,8 @@ def test_samples_spread_over_the_whole_video_first_and_last_frames_included() ->
     assert sample_indices(0) == []
 
 
-def _figures(**changes: object) -> dict[str, object]:
-    figures: dict[str, object] = {
+def _figures(**changes: object) -> dict[str, Any]:
+    figures: dict[str, Any] = {
         "sharpness": SharpnessReport(blurry_share=0.0, longest_blurry_s=0.0, median_sharpness=0.3),
         "motion": MotionReport(
             view_change_per_frame=0.01,

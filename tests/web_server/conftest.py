@@ -121,11 +121,12 @@ def server_factory(mongo_db: Any, tmp_path: Path) -> Iterator[Any]:
     def build(**overrides: Any) -> Server:
         settings = make_settings(tmp_path, **overrides)
         broker = RecordingBroker()
-        client = TestClient(create_app(settings, broker=broker, db=mongo_db))
+        app = create_app(settings, broker=broker, db=mongo_db)
+        client = TestClient(app)
         client.__enter__()
         opened.append(client)
         server = Server(client=client, broker=broker, settings=settings, db=mongo_db)
-        store = client.app.state.store
+        store = app.state.store
         for owner in ("alice", "bob"):
             server.keys[owner] = create_key(store, owner)[1]
         return server

@@ -12,7 +12,7 @@ from tests.web_server.conftest import WORKER_TOKEN, FakeWorker, Server, live_ser
 from tests.web_server.test_events_and_health import _events
 
 
-def _heartbeat_with_capture(server: Server, worker: FakeWorker, sfm, lease_id: str) -> httpx.Response:  # type: ignore[no-untyped-def]
+def _heartbeat_with_capture(server: Server, worker: FakeWorker, sfm, lease_id: str) -> httpx.Response:
     body = {
         "lease_id": lease_id,
         "progress": 0.03,

@@ -43,8 +43,9 @@ def test_reading_a_queued_job_costs_one_jobs_query_per_request(
     client: pymongo.MongoClient = pymongo.MongoClient(mongo_url, tz_aware=True, event_listeners=[log])
     try:
         settings = make_settings(tmp_path, queue_snapshot_ms=60_000)
-        with TestClient(create_app(settings, broker=RecordingBroker(), db=client[mongo_db.name])) as http:
-            auth = {"Authorization": f"Bearer {create_key(http.app.state.store, 'alice')[1]}"}
+        app = create_app(settings, broker=RecordingBroker(), db=client[mongo_db.name])
+        with TestClient(app) as http:
+            auth = {"Authorization": f"Bearer {create_key(app.state.store, 'alice')[1]}"}
             files = {"video": ("clip.mp4", tiny_video, "video/mp4")}
             ids = [http.post("/v1/jobs", headers=auth, files=files).json()["id"] for _ in range(3)]
             log.commands.clear()

@@ -21,8 +21,9 @@ def test_with_mongodb_stopped_the_api_answers_503_store_unavailable_quickly(
 
     settings = make_settings(tmp_path, mongo_url=private_mongo.url, mongo_db="store_down", mongo_timeout_ms=1000)
     limit_s = settings.mongo_timeout_ms / 1000 + 3.0  # pymongo's own default would take 30 s; ours took 5
-    with TestClient(create_app(settings, broker=RecordingBroker())) as client:
-        key = create_key(client.app.state.store, "alice")[1]
+    app = create_app(settings, broker=RecordingBroker())
+    with TestClient(app) as client:
+        key = create_key(app.state.store, "alice")[1]
         auth = {"Authorization": f"Bearer {key}"}
         files = {"video": ("clip.mp4", tiny_video, "video/mp4")}
         job_id = client.post("/v1/jobs", headers=auth, files=files).json()["id"]

@@ -30,7 +30,7 @@ router = APIRouter(prefix="/v1", tags=["events"])
 
 KEEPALIVE_S = 15.0
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-_STREAM = {
+_STREAM: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/event-stream": {}}, "description": "a stream of `job` events"},
     401: {"model": Problem, "description": "missing or invalid API key"},
 }

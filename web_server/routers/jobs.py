@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import logging
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -34,8 +34,8 @@ logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
-_AUTH = {401: {"model": Problem, "description": "missing or invalid API key"}}
-_NOT_FOUND = {404: {"model": Problem, "description": "no such job (or not yours)"}}
+_AUTH: dict[int | str, dict[str, Any]] = {401: {"model": Problem, "description": "missing or invalid API key"}}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem, "description": "no such job (or not yours)"}}
 
 
 def owned_job(store: Store, job_id: str, owner: str) -> StoredJob:
