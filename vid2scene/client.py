@@ -292,6 +292,7 @@ class Vid2SceneClient:
         preset: str = "standard",
         options: dict[str, Any] | None = None,
         name: str | None = None,
+        webhook_url: str | None = None,
         idempotency_key: str | None = None,
         on_bytes: BytesProgressFn | None = None,
     ) -> JobView:
@@ -303,6 +304,7 @@ class Vid2SceneClient:
             preset: ``preview``, ``standard`` or ``high``.
             options: per-stage overrides, e.g. ``{"gs": {"iterations": 3000}}``.
             name: a label for the job.
+            webhook_url: where the server POSTs the job's signed events (see the API's Webhooks section).
             idempotency_key: a retried upload with the same key returns the first job.
             on_bytes: called with ``(bytes_sent, total)`` as the upload proceeds.
 
@@ -314,6 +316,8 @@ class Vid2SceneClient:
             fields["options"] = json.dumps(options)
         if name:
             fields["name"] = name
+        if webhook_url:
+            fields["webhook_url"] = webhook_url
         content_type, length, body = _multipart_body(
             fields, "video", _CountingFile(Path(video), on_bytes), "application/octet-stream"
         )

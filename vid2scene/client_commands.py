@@ -147,6 +147,7 @@ def upload(client: Vid2SceneClient, video: Path, args: argparse.Namespace) -> Jo
             preset=args.preset,
             options=args.options,
             name=args.name,
+            webhook_url=getattr(args, "webhook_url", None),
             on_bytes=bytes_callback(bar),
         )
 
@@ -377,6 +378,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("submit", help="upload a video to a vid2scene server and start a job")
     p.add_argument("video", type=Path, help="the video file")
     add_job_options(p)
+    p.add_argument(
+        "--webhook-url", default=None, help="URL the server POSTs the job's signed events to (status, capture check)"
+    )
     p.add_argument("--wait", action="store_true", help="follow the job until it ends")
     add_server_arguments(p)
     p.set_defaults(func=cmd_submit)

@@ -26,7 +26,7 @@ def _create(args: argparse.Namespace) -> int:
     key, token = create_key(store, args.owner)
     print(f"key {key.id} for {key.owner} (shown once, store it now):", file=sys.stderr)
     print(token)
-    print(f"webhook secret (verifies this key's webhooks): {store.webhook_secret(key.id)}", file=sys.stderr)
+    print(f"webhook secret (verifies this key's webhooks): {key.webhook_secret}", file=sys.stderr)
     return ExitCode.OK
 
 

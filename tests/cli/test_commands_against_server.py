@@ -67,3 +67,13 @@ def test_local_mode_download_links_point_at_the_loopback_address_the_api_binds(
     urls = [a["url"] for a in response.json()["artifacts"]]
     assert urls and all(u.startswith(f"{api_only.url}/v1/jobs/{job.id}/artifacts/") for u in urls), urls
     assert api_only.url.startswith("http://127.0.0.1:")
+
+
+def test_submit_sends_the_webhook_url(
+    api_only: LocalStack, small_video: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The local stack has no API keys, so a job with a webhook is refused for want of a key to sign with."""
+    argv = ["--server", api_only.url, "-q", "--webhook-url", "https://93.184.216.34/hooks/vid2scene"]
+    assert main(["submit", str(small_video), "--methods", "gs", *argv]) == 1
+    err = capsys.readouterr().err
+    assert "VALIDATION_ERROR" in err and "webhook_url" in err
