@@ -44,6 +44,7 @@ from shared.messages import STAGES, TRAINING_STAGES, StageName, StageRequest
 from shared.settings import Settings
 from shared.worker_api import ClaimRequest, Heartbeat, HeartbeatReply, Lease, ResultAck, StageResult
 from web_server.artifact_names import is_stage_artifact
+from web_server.eta_history import StageHistory
 from web_server.models import TERMINAL_JOB, TERMINAL_STAGE, JobStatus, StoredError, StoredFile, StoredJob
 from web_server.publisher import StagePublisher
 from web_server.store import Store, as_utc
@@ -144,12 +145,21 @@ class Orchestrator:
         store: the database.
         publisher: the broker (``publish(stage, body, *, message_id)``).
         settings: lease length, attempt limit, backoff, requeue delay.
+        stage_history: where a succeeded stage's measured duration is recorded (the ETA's history);
+            None records nothing.
     """
 
-    def __init__(self, store: Store, publisher: StagePublisher, settings: Settings) -> None:
+    def __init__(
+        self,
+        store: Store,
+        publisher: StagePublisher,
+        settings: Settings,
+        stage_history: StageHistory | None = None,
+    ) -> None:
         self.store = store
         self.publisher = publisher
         self.settings = settings
+        self.stage_history = stage_history
 
     @property
     def heartbeat_s(self) -> float:
@@ -295,6 +305,7 @@ class Orchestrator:
                     f"{p}.heartbeat_at": now,
                     f"{p}.retry_at": None,
                     f"{p}.progress": 0.0,
+                    f"{p}.rate": None,
                     f"{p}.message": f"started on {request.worker_id}",
                 },
                 "$inc": {f"{p}.attempt": 1, "version": 1},
@@ -358,6 +369,8 @@ class Orchestrator:
             f"{p}.lease_expires_at": expires,
             "updated_at": now,
         }
+        if beat.rate is not None:  # the worker's smoothed rate: the running stage's ETA
+            fields[f"{p}.rate"] = beat.rate
         if beat.capture is not None:  # the capture check (sfm): the job's `capture`, as soon as known
             fields["capture"] = beat.capture.model_dump(mode="json")
         doc = self.store.jobs.find_one_and_update(
@@ -390,6 +403,7 @@ class Orchestrator:
                     f"{p}.queued_at": now,
                     f"{p}.retry_at": None,
                     f"{p}.progress": 0.0,
+                    f"{p}.rate": None,
                     f"{p}.message": "waiting for a worker (the last one stopped)",
                     "updated_at": now,
                 },
@@ -489,6 +503,8 @@ class Orchestrator:
             raise self._lease_conflict(job_id, stage, result.lease_id)
         for f in files:  # earlier attempts' copies of the same names
             self.store.delete_job_files(job_id, name=f.name, keep={f.file_id})
+        if self.stage_history is not None:  # the measured duration: the next jobs' ETA
+            self.stage_history.record(StoredJob.model_validate(doc), stage)
         methods = doc.get("methods", [])
         for follower in next_stages(stage, methods):
             self.publish_stage(job_id, follower, now, expect={f"stages.{follower}.status": "pending"})

@@ -141,6 +141,7 @@ class Store:
         self.jobs = db["jobs"]
         self.api_keys = db["api_keys"]
         self.workers = db["workers"]
+        self.stage_timings = db["stage_timings"]
         self.files = gridfs.GridFSBucket(db, bucket_name=FILES_BUCKET, chunk_size_bytes=_CHUNK)
         self.file_docs = db[f"{FILES_BUCKET}.files"]
         self.chunk_docs = db[f"{FILES_BUCKET}.chunks"]
@@ -159,6 +160,7 @@ class Store:
         self.jobs.create_index([("status", 1)])
         self.api_keys.create_index([("token_sha256", 1)], unique=True)
         self.workers.create_index([("announced_at", -1)])
+        self.stage_timings.create_index([("stage", 1), ("device", 1), ("finished_at", -1)])
         self.file_docs.create_index([("metadata.job_id", 1), ("metadata.name", 1)])
         self.file_docs.create_index([("filename", 1), ("uploadDate", 1)])
         self.chunk_docs.create_index([("files_id", 1), ("n", 1)], unique=True)
@@ -174,6 +176,24 @@ class Store:
         """The device of the training worker that announced itself last, or None when none has."""
         doc = self.workers.find_one({}, {"device": 1}, sort=[("announced_at", -1)])
         return None if doc is None else str(doc["device"])
+
+    def worker_devices(self) -> dict[str, tuple[str, str]]:
+        """Every announced worker: worker id → ``(stage, device)``, newest announcement first."""
+        docs = self.workers.find({}, {"stage": 1, "device": 1}, sort=[("announced_at", -1)])
+        return {str(doc["_id"]): (str(doc.get("stage", "")), str(doc.get("device", ""))) for doc in docs}
+
+    # --- stage timings (the ETA's history) --------------------------------------------------------
+    def record_stage_timing(self, timing: dict[str, Any]) -> None:
+        """Keep one finished stage's measured cost (``job_id, stage, device, preset, work, seconds, ...``).
+
+        One document per job and stage (a stage recorded again replaces its earlier figures).
+        """
+        self.stage_timings.replace_one({"job_id": timing["job_id"], "stage": timing["stage"]}, timing, upsert=True)
+
+    def recent_stage_timings(self, stage: str, device: str, limit: int) -> list[dict[str, Any]]:
+        """The newest ``limit`` timings of ``stage`` on ``device``, newest first."""
+        cursor = self.stage_timings.find({"stage": stage, "device": device}, {"_id": 0}).sort("finished_at", -1)
+        return list(cursor.limit(limit))
 
     def ping(self) -> None:
         """Raise when MongoDB does not answer."""

@@ -1,0 +1,268 @@
+"""Time-remaining estimates for stages and jobs: pure functions, no clock, no database.
+
+The rules (``docs/eta.md`` explains and measures them):
+
+- **Measured rate.** A worker folds every progress report (and every heartbeat) into a smoothed
+  rate, progress fraction per second (:func:`update_rate`): the first rate is progress over elapsed
+  time; later samples move it by an exponential moving average with a time constant of
+  :data:`RATE_TIME_CONSTANT_S`, so a stall lowers it and a burst raises it gradually.
+- **Work.** Each stage's cost is counted in *work units* (:func:`stage_work`): frames × megapixels
+  for ``sfm``, steps × megapixels for ``gs``, steps × thousands of rays for ``nerf``. A finished
+  stage's seconds ÷ its work is its *seconds per unit*, stored per stage, device class and preset.
+- **Prior.** A stage's expected duration is its work × the seconds per unit of earlier runs of the
+  same stage on the same device class (:func:`prior_seconds`; the same preset preferred), or × the
+  defaults in :data:`DEFAULT_SECONDS_PER_UNIT` when there is no history.
+- **Running stage.** The remaining time blends the measured rate's ``(1 − p) / rate`` with the
+  prior's ``(1 − p) · prior`` by :func:`measured_weight` (more weight to the measurement as
+  progress grows, sooner when the prior is only a default), clamped to ``[0, MAX_ETA_S]``.
+- **Job.** ``sfm`` runs first, the training stages run side by side: the job's remaining time is
+  ``sfm`` + the longest training stage (:func:`job_remaining_s`). Finished stages count 0.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+#: Progress samples closer together than this are not folded in alone (too short to measure).
+MIN_SAMPLE_S = 1.0
+#: No rate before the stage ran this long and made some progress.
+MIN_RATE_ELAPSED_S = 2.0
+#: Time constant of the rate's exponential moving average.
+RATE_TIME_CONSTANT_S = 30.0
+#: Rates below this (fraction per second: 1 % a day) count as no rate.
+MIN_RATE = 1e-7
+#: The largest estimate given, in seconds (a week); beyond it the figure means nothing.
+MAX_ETA_S = 7 * 24 * 3600.0
+#: How far a running stage's progress is extrapolated from its last report at most.
+MAX_EXTRAPOLATED_PROGRESS = 0.99
+#: How many recent finished stages the history median is taken over.
+HISTORY_RUNS = 5
+
+#: Where a stage's estimate comes from.
+EtaBasis = Literal["done", "measured", "history", "default"]
+
+#: Seconds per work unit with no history, by stage and device class: measured on a 2-core machine
+#: for ``cpu`` (``docs/eta.md``), a conservative guess for ``cuda``. History replaces them after one job.
+DEFAULT_SECONDS_PER_UNIT: dict[str, dict[str, float]] = {
+    "sfm": {"cpu": 1.0, "cuda": 0.5},
+    "gs": {"cpu": 1.0, "cuda": 0.05},
+    "nerf": {"cpu": 0.2, "cuda": 0.02},
+}
+#: Measured-rate weight ``p / (p + k)``: ``k`` with a history prior, and with a default prior.
+HISTORY_PRIOR_K = 0.15
+DEFAULT_PRIOR_K = 0.03
+
+
+@dataclass(frozen=True)
+class RateState:
+    """A running stage's smoothed progress rate.
+
+    Attributes:
+        started_s: when the stage started (any monotonic clock, in seconds).
+        at_s: when the last folded sample was taken.
+        progress: the progress (0–1) at ``at_s``.
+        rate: progress fraction per second, smoothed; None until measurable.
+    """
+
+    started_s: float
+    at_s: float
+    progress: float
+    rate: float | None = None
+
+
+def start_rate(now_s: float) -> RateState:
+    """The rate state of a stage that starts at ``now_s``: no progress, no rate yet."""
+    return RateState(started_s=now_s, at_s=now_s, progress=0.0, rate=None)
+
+
+def update_rate(
+    state: RateState, progress: float, now_s: float, *, time_constant_s: float = RATE_TIME_CONSTANT_S
+) -> RateState:
+    """Fold a progress sample into the smoothed rate.
+
+    Args:
+        state: the state so far.
+        progress: the stage's progress now (clamped to 0–1).
+        now_s: the time of the sample, on the clock of ``state``.
+        time_constant_s: the moving average's time constant.
+
+    Returns:
+        The new state. A sample less than :data:`MIN_SAMPLE_S` after the last folded one is not
+        folded (the next one covers its interval), except that the first rate is taken as soon as
+        the stage ran :data:`MIN_RATE_ELAPSED_S` with progress; progress that goes back (a step
+        restarted) restarts the measurement from there, keeping the old rate.
+    """
+    progress = min(max(progress, 0.0), 1.0)
+    dt = now_s - state.at_s
+    if progress < state.progress:
+        return RateState(started_s=state.started_s, at_s=now_s, progress=progress, rate=state.rate)
+    if state.rate is None:
+        elapsed = now_s - state.started_s
+        if elapsed < MIN_RATE_ELAPSED_S or progress <= 0.0:
+            return state
+        return RateState(started_s=state.started_s, at_s=now_s, progress=progress, rate=progress / elapsed)
+    if dt < MIN_SAMPLE_S:
+        return state
+    instant = (progress - state.progress) / dt
+    weight = 1.0 - math.exp(-dt / time_constant_s)
+    rate = state.rate + weight * (instant - state.rate)
+    return RateState(started_s=state.started_s, at_s=now_s, progress=progress, rate=max(rate, 0.0))
+
+
+def _megapixels(long_side_cap: int, video: Mapping[str, Any]) -> float:
+    """Megapixels of a frame resized so its long side is at most ``long_side_cap`` (16:9 when unknown)."""
+    width, height = video.get("width"), video.get("height")
+    if not width or not height:
+        width, height = 16, 9
+        scale = long_side_cap / 16
+    else:
+        scale = min(1.0, long_side_cap / max(width, height))
+    return float(width) * scale * float(height) * scale / 1e6
+
+
+def stage_work(stage: str, options: Mapping[str, Any], video: Mapping[str, Any]) -> float:
+    """A stage's work in units whose cost in seconds history measures (see the module docstring).
+
+    Args:
+        stage: ``sfm``, ``gs`` or ``nerf``.
+        options: the stage's resolved options (preset + overrides), as stored on the job.
+        video: the probe of the input video (``width``, ``height``, ``frame_count``; any may be missing).
+
+    Returns:
+        ``sfm``: selected frames × megapixels per frame; ``gs``: steps × training megapixels;
+        ``nerf``: steps × (photometric + depth rays per step) / 1000. At least a tiny positive number.
+
+    Raises:
+        ValueError: an unknown stage.
+    """
+    if stage == "sfm":
+        frames = float(options.get("target_frames", 150))
+        if options.get("max_frames"):
+            frames = min(frames, float(options["max_frames"]))
+        if video.get("frame_count"):
+            frames = min(frames, float(video["frame_count"]))
+        work = frames * _megapixels(int(options.get("max_long_side", 1280)), video)
+    elif stage == "gs":
+        work = float(options.get("iterations", 7000)) * _megapixels(int(options.get("max_long_side", 1280)), video)
+    elif stage == "nerf":
+        rays = float(options.get("batch_rays", 4096)) + float(options.get("depth_batch_rays", 1024))
+        work = float(options.get("iterations", 15_000)) * rays / 1000.0
+    else:
+        raise ValueError(f"unknown stage {stage!r}")
+    return max(work, 1e-6)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """One finished stage's measured cost: its preset and seconds per work unit."""
+
+    preset: str
+    seconds_per_unit: float
+
+
+def seconds_per_unit(
+    stage: str, device: str, preset: str, history: Iterable[Timing]
+) -> tuple[float, Literal["history", "default"]]:
+    """The seconds per work unit to expect for ``stage`` on ``device`` with ``preset``.
+
+    Args:
+        stage: the stage.
+        device: ``cpu`` or ``cuda`` (anything else counts as ``cpu``).
+        preset: the job's preset.
+        history: finished runs of this stage on this device class, newest first.
+
+    Returns:
+        ``(seconds per unit, basis)``: the median of the newest :data:`HISTORY_RUNS` runs with the
+        same preset, else of the newest runs with any preset (``history``); else the default.
+    """
+    runs = [t for t in history if t.seconds_per_unit > 0 and math.isfinite(t.seconds_per_unit)]
+    same = [t.seconds_per_unit for t in runs if t.preset == preset][:HISTORY_RUNS]
+    pool = same or [t.seconds_per_unit for t in runs][:HISTORY_RUNS]
+    if pool:
+        return statistics.median(pool), "history"
+    defaults = DEFAULT_SECONDS_PER_UNIT.get(stage, {})
+    return defaults.get(device, defaults.get("cpu", 1.0)), "default"
+
+
+def prior_seconds(work: float, per_unit: float) -> float:
+    """A stage's expected duration: its work × seconds per unit, clamped to ``[0, MAX_ETA_S]``."""
+    return clamp_eta(work * per_unit)
+
+
+def clamp_eta(seconds: float) -> float:
+    """``seconds`` within ``[0, MAX_ETA_S]``; not-a-number counts as the maximum."""
+    if math.isnan(seconds):
+        return MAX_ETA_S
+    return min(max(seconds, 0.0), MAX_ETA_S)
+
+
+def measured_weight(progress: float, prior_basis: Literal["history", "default"]) -> float:
+    """How much a running stage's estimate trusts its measured rate over the prior: ``p / (p + k)``.
+
+    ``k`` is :data:`HISTORY_PRIOR_K` when the prior comes from history (trusted longer) and
+    :data:`DEFAULT_PRIOR_K` when it is only a default (the measurement wins almost at once).
+    """
+    p = min(max(progress, 0.0), 1.0)
+    k = HISTORY_PRIOR_K if prior_basis == "history" else DEFAULT_PRIOR_K
+    return p / (p + k) if p > 0 else 0.0
+
+
+def running_remaining_s(
+    progress: float,
+    rate: float | None,
+    since_report_s: float,
+    prior_s: float,
+    prior_basis: Literal["history", "default"],
+) -> tuple[float, EtaBasis]:
+    """Seconds left of a running stage.
+
+    Args:
+        progress: the last reported progress (0–1).
+        rate: the smoothed rate reported with it (fraction per second), or None.
+        since_report_s: seconds since that report; progress is extrapolated at ``rate`` over them
+            (up to :data:`MAX_EXTRAPOLATED_PROGRESS`), so the estimate falls between reports.
+        prior_s: the stage's expected duration from history or the default.
+        prior_basis: where ``prior_s`` comes from.
+
+    Returns:
+        ``(seconds, basis)``: ``measured`` when a usable rate weighs in, else the prior's basis.
+    """
+    p = min(max(progress, 0.0), 1.0)
+    if rate is None or rate < MIN_RATE:
+        return clamp_eta((1.0 - p) * prior_s), prior_basis
+    p = max(p, min(p + rate * max(since_report_s, 0.0), MAX_EXTRAPOLATED_PROGRESS))
+    measured = (1.0 - p) / rate
+    weight = measured_weight(p, prior_basis)
+    return clamp_eta(weight * measured + (1.0 - weight) * (1.0 - p) * prior_s), "measured"
+
+
+def job_remaining_s(remaining_by_stage: Mapping[str, float]) -> float:
+    """A job's seconds left: ``sfm``'s, plus the longest of the training stages (they run side by side)."""
+    training = [seconds for name, seconds in remaining_by_stage.items() if name != "sfm"]
+    return clamp_eta(remaining_by_stage.get("sfm", 0.0) + max(training, default=0.0))
+
+
+def describe_eta(seconds: float | None) -> str:
+    """An estimate in words: ``"about 3 min left"``, ``"less than a minute left"``, ``""`` when unknown.
+
+    Example:
+        >>> describe_eta(170)
+        'about 3 min left'
+        >>> describe_eta(5400)
+        'about 1 h 30 min left'
+    """
+    if seconds is None or not math.isfinite(seconds):
+        return ""
+    if seconds <= 0:
+        return "done"
+    if seconds < 45:
+        return "less than a minute left"
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"about {minutes} min left"
+    hours, rest = divmod(minutes, 60)
+    return f"about {hours} h {rest:02d} min left" if rest else f"about {hours} h left"

@@ -1,0 +1,179 @@
+"""The ETA rules of shared/eta.py: rates, work scaling, history and defaults, smoothing, clamping."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from shared.eta import (
+    DEFAULT_SECONDS_PER_UNIT,
+    MAX_ETA_S,
+    MAX_EXTRAPOLATED_PROGRESS,
+    Timing,
+    clamp_eta,
+    describe_eta,
+    job_remaining_s,
+    measured_weight,
+    prior_seconds,
+    running_remaining_s,
+    seconds_per_unit,
+    stage_work,
+    start_rate,
+    update_rate,
+)
+from shared.options import SfmOptions, SplatOptions, TensorfOptions
+
+VIDEO = {"width": 1920, "height": 1080, "frame_count": 900}
+
+
+# --- rates ------------------------------------------------------------------------------------------
+def test_first_rate_is_progress_over_elapsed_time() -> None:
+    state = update_rate(start_rate(100.0), 0.25, 110.0)
+    assert state.rate == pytest.approx(0.025)
+    assert (state.progress, state.at_s) == (0.25, 110.0)
+
+
+def test_no_rate_before_progress_or_before_the_minimum_elapsed_time() -> None:
+    state = start_rate(0.0)
+    assert update_rate(state, 0.0, 30.0).rate is None  # no progress yet
+    assert update_rate(state, 0.5, 1.0).rate is None  # too early to tell
+
+
+def test_a_steady_stage_keeps_its_rate() -> None:
+    state = update_rate(start_rate(0.0), 0.1, 10.0)
+    for t in range(15, 90, 5):
+        state = update_rate(state, t / 100, float(t))
+    assert state.rate == pytest.approx(0.01)
+
+
+def test_smoothing_moves_part_of_the_way_by_the_time_constant() -> None:
+    state = update_rate(start_rate(0.0), 0.1, 10.0)  # 0.01 per second
+    after = update_rate(state, 0.1, 40.0, time_constant_s=30.0)  # a 30 s stall: instant rate 0
+    assert after.rate == pytest.approx(0.01 * math.exp(-1.0))
+    burst = update_rate(state, 0.7, 40.0, time_constant_s=30.0)  # instant 0.02 per second
+    assert 0.01 < burst.rate < 0.02  # type: ignore[operator]
+    assert burst.rate == pytest.approx(0.01 + (0.02 - 0.01) * (1 - math.exp(-1.0)))
+
+
+def test_samples_closer_than_a_second_are_not_folded_alone() -> None:
+    state = update_rate(start_rate(0.0), 0.1, 10.0)
+    assert update_rate(state, 0.5, 10.5) is state
+    later = update_rate(state, 0.2, 20.0)  # covers the skipped interval
+    assert later.rate == pytest.approx(0.01)
+
+
+def test_progress_going_back_keeps_the_rate_and_restarts_from_there() -> None:
+    state = update_rate(start_rate(0.0), 0.5, 10.0)
+    back = update_rate(state, 0.1, 12.0)
+    assert back.rate == state.rate
+    assert (back.progress, back.at_s) == (0.1, 12.0)
+
+
+def test_progress_is_clamped_and_the_rate_never_negative() -> None:
+    state = update_rate(start_rate(0.0), 2.0, 10.0)
+    assert state.progress == 1.0 and state.rate == pytest.approx(0.1)
+
+
+# --- work and scaling -------------------------------------------------------------------------------
+def test_sfm_work_scales_with_frames_and_pixels() -> None:
+    preview = SfmOptions.from_preset("preview").model_dump()
+    standard = SfmOptions.from_preset("standard").model_dump()
+    # preview: 60 frames at 640 px; standard: 150 frames at 1280 px: 2.5 x the frames, 4 x the pixels
+    assert stage_work("sfm", standard, VIDEO) / stage_work("sfm", preview, VIDEO) == pytest.approx(10.0)
+    short = {**VIDEO, "frame_count": 30}  # fewer frames than the target: all of them
+    assert stage_work("sfm", preview, short) == pytest.approx(stage_work("sfm", preview, VIDEO) / 2)
+    capped = {**preview, "max_frames": 15}
+    assert stage_work("sfm", capped, VIDEO) == pytest.approx(stage_work("sfm", preview, VIDEO) / 4)
+
+
+def test_small_videos_are_not_scaled_up() -> None:
+    small = {"width": 320, "height": 240, "frame_count": 100}
+    options = SfmOptions.from_preset("standard").model_dump()
+    assert stage_work("sfm", options, small) == pytest.approx(100 * 320 * 240 / 1e6)
+
+
+def test_training_work_scales_with_steps() -> None:
+    gs = SplatOptions.from_preset("preview").model_dump()
+    assert stage_work("gs", {**gs, "iterations": 2400}, VIDEO) == pytest.approx(2 * stage_work("gs", gs, VIDEO))
+    nerf = TensorfOptions.from_preset("preview").model_dump()
+    assert stage_work("nerf", nerf, VIDEO) == pytest.approx(600 * (1024 + 256) / 1000)
+
+
+def test_unknown_stage_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown stage"):
+        stage_work("mesh", {}, VIDEO)
+
+
+# --- history and defaults ---------------------------------------------------------------------------
+def test_no_history_uses_the_documented_default() -> None:
+    assert seconds_per_unit("gs", "cuda", "standard", []) == (DEFAULT_SECONDS_PER_UNIT["gs"]["cuda"], "default")
+    assert seconds_per_unit("gs", "tpu", "standard", []) == (DEFAULT_SECONDS_PER_UNIT["gs"]["cpu"], "default")
+
+
+def test_history_of_the_same_preset_wins_and_is_a_median() -> None:
+    history = [Timing("preview", 2.0), Timing("standard", 9.0), Timing("preview", 4.0), Timing("preview", 100.0)]
+    assert seconds_per_unit("gs", "cpu", "preview", history) == (4.0, "history")
+
+
+def test_history_of_another_preset_is_used_when_none_matches() -> None:
+    history = [Timing("standard", 3.0), Timing("high", 5.0)]
+    assert seconds_per_unit("gs", "cpu", "preview", history) == (4.0, "history")
+
+
+def test_only_the_newest_runs_count() -> None:
+    history = [Timing("preview", 1.0)] * 5 + [Timing("preview", 50.0)] * 10
+    assert seconds_per_unit("sfm", "cpu", "preview", history)[0] == 1.0
+
+
+def test_prior_is_work_times_seconds_per_unit() -> None:
+    assert prior_seconds(300.0, 0.5) == 150.0
+
+
+# --- running stages, clamping, jobs -----------------------------------------------------------------
+def test_without_a_rate_the_prior_counts_for_the_part_left() -> None:
+    assert running_remaining_s(0.25, None, 0.0, 200.0, "history") == (150.0, "history")
+    assert running_remaining_s(0.25, 0.0, 0.0, 200.0, "default") == (150.0, "default")
+
+
+def test_measured_rate_wins_as_progress_grows() -> None:
+    assert measured_weight(0.0, "history") == 0.0
+    assert measured_weight(0.5, "history") > measured_weight(0.1, "history")
+    assert measured_weight(0.1, "default") > measured_weight(0.1, "history")
+    # measured: (1 − 0.5) / 0.01 = 50 s; prior: 0.5 × 200 = 100 s
+    seconds, basis = running_remaining_s(0.5, 0.01, 0.0, 200.0, "history")
+    weight = 0.5 / 0.65
+    assert basis == "measured"
+    assert seconds == pytest.approx(weight * 50 + (1 - weight) * 100)
+
+
+def test_estimate_falls_between_reports() -> None:
+    first, _ = running_remaining_s(0.5, 0.01, 0.0, 100.0, "history")
+    later, _ = running_remaining_s(0.5, 0.01, 10.0, 100.0, "history")
+    assert later < first
+    # extrapolation stops short of done: a stalled worker never shows 0
+    stalled, _ = running_remaining_s(0.5, 0.01, 10_000.0, 100.0, "history")
+    left = 1 - MAX_EXTRAPOLATED_PROGRESS
+    assert stalled == pytest.approx(left / 0.01 * 0.99 / 1.14 + left * 100.0 * 0.15 / 1.14)
+    assert stalled > 0
+
+
+def test_estimates_are_clamped() -> None:
+    assert clamp_eta(-5.0) == 0.0
+    assert clamp_eta(1e12) == MAX_ETA_S
+    assert clamp_eta(float("nan")) == MAX_ETA_S
+    assert running_remaining_s(0.001, 1e-6, 0.0, 1e12, "default")[0] == MAX_ETA_S
+
+
+def test_finished_stages_count_zero_and_training_stages_overlap() -> None:
+    assert job_remaining_s({"sfm": 0.0, "gs": 0.0, "nerf": 0.0}) == 0.0
+    assert job_remaining_s({"sfm": 30.0, "gs": 100.0, "nerf": 60.0}) == 130.0
+    assert job_remaining_s({"sfm": 30.0}) == 30.0
+
+
+def test_describe_eta_in_words() -> None:
+    assert describe_eta(170) == "about 3 min left"
+    assert describe_eta(20) == "less than a minute left"
+    assert describe_eta(0) == "done"
+    assert describe_eta(7200) == "about 2 h left"
+    assert describe_eta(None) == ""
