@@ -108,6 +108,7 @@ class StageView(_Model):
     worker_id: str | None = None
     error: StageError | None = None
     metrics: dict[str, Any] = Field(default_factory=dict)
+    eta_seconds: float | None = Field(default=None, description="estimated seconds left (None: a server without ETA)")
 
     @field_validator("metrics", mode="before")
     @classmethod
@@ -136,6 +137,7 @@ class JobView(_Model):
     artifacts: list[ArtifactView] = Field(default_factory=list)
     error: StageError | None = None
     queue_position: int | None = None
+    eta_seconds: float | None = Field(default=None, description="estimated seconds left (None: a server without ETA)")
 
     @field_validator("stages", mode="before")
     @classmethod

@@ -1,0 +1,135 @@
+"""How far off the ETA is: three real jobs on the local stack, the estimate at 10 % and 50 % of each
+stage against the time that was actually left.
+
+Usage::
+
+    nice -n 19 python bench/bench_eta.py [--out DIR]
+
+Runs the local stack (create_app, SecantusDB, the in-process broker, the sfm and gs workers on the
+CPU), then three jobs one after the other on synthetic orbit videos at small settings: the first with
+no history (the defaults), the next two with the history the earlier ones left (one with twice the
+training steps, one with another video and frame count: the scaling). Prints a Markdown table per
+job and the load (``uptime``) before and after; docs/eta.md records a run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from shared.synthetic_scene import render_capture
+from tests.e2e.stack import tiny_options
+from vid2scene.local import LocalStack
+
+CHECKPOINTS = (0.1, 0.5)
+STAGES = ("sfm", "gs")
+
+
+def _jobs(videos: Path) -> list[tuple[str, Path, dict[str, Any]]]:
+    small = render_capture(videos / "a", width=256, height=144, n_frames=36, fps=24.0, seed=1).video
+    other = render_capture(videos / "b", width=320, height=180, n_frames=60, fps=24.0, seed=2).video
+    return [
+        ("A: 36 frames 256×144, gs 150 steps (no history)", small, tiny_options(("gs",), iterations=150)),
+        ("B: the same video, gs 300 steps", small, tiny_options(("gs",), iterations=300)),
+        (
+            "C: 60 frames 320×180, sfm 30 frames, gs 200 steps",
+            other,
+            {**tiny_options(("gs",), iterations=200), "sfm": {**tiny_options()["sfm"], "target_frames": 30}},
+        ),
+    ]
+
+
+def _follow(http: httpx.Client, job_id: str) -> list[tuple[datetime, dict[str, Any]]]:
+    samples = []
+    while True:
+        job = http.get(f"/v1/jobs/{job_id}").json()
+        samples.append((datetime.now(UTC), job))
+        if job["status"] not in ("queued", "running"):
+            return samples
+        time.sleep(0.5)
+
+
+def _report(label: str, samples: list[tuple[datetime, dict[str, Any]]]) -> list[str]:
+    final = samples[-1][1]
+    ended = datetime.fromisoformat(final["finished_at"] or final["updated_at"])
+    submitted = samples[0]
+    lines = [f"**{label}** — {final['status']}", "", "| stage | at | predicted left | actual left | error |"]
+    lines.append("|---|---|---|---|---|")
+    for name in STAGES:
+        stage_end = datetime.fromisoformat(final["stages"][name]["finished_at"])
+        stage_start = datetime.fromisoformat(final["stages"][name]["started_at"])
+        took = (stage_end - stage_start).total_seconds()
+        prior = submitted[1]["stages"][name]
+        lines.append(
+            f"| {name} | before start ({prior['eta_basis']}) | {prior['eta_seconds']:.0f} s (duration) "
+            f"| {took:.0f} s | {_error(prior['eta_seconds'], took)} |"
+        )
+        for checkpoint in CHECKPOINTS:
+            hit = next(
+                (
+                    (t, j)
+                    for t, j in samples
+                    if j["stages"][name]["status"] == "running" and j["stages"][name]["progress"] >= checkpoint
+                ),
+                None,
+            )
+            if hit is None:
+                lines.append(f"| {name} | {checkpoint:.0%} | not sampled | | |")
+                continue
+            t, job = hit
+            stage = job["stages"][name]
+            actual = (stage_end - t).total_seconds()
+            lines.append(
+                f"| {name} | {stage['progress']:.0%} ({stage['eta_basis']}) | {stage['eta_seconds']:.0f} s "
+                f"| {actual:.0f} s | {_error(stage['eta_seconds'], actual)} |"
+            )
+            job_actual = (ended - t).total_seconds()
+            lines.append(
+                f"| job | {name} {stage['progress']:.0%} | {job['eta_seconds']:.0f} s | {job_actual:.0f} s "
+                f"| {_error(job['eta_seconds'], job_actual)} |"
+            )
+    lines.append("")
+    return lines
+
+
+def _error(predicted: float, actual: float) -> str:
+    if actual <= 0:
+        return "n/a"
+    return f"{(predicted - actual) / actual:+.0%}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, help="keep the stack's data and the raw samples here")
+    args = parser.parse_args()
+    base = args.out or Path(tempfile.mkdtemp(prefix="bench-eta-"))
+    print("load before:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
+    with (
+        LocalStack(base / "stack", stages=STAGES, device="cpu", mongo_url=None) as stack,
+        httpx.Client(base_url=stack.url, timeout=60) as http,
+    ):
+        for label, video, options in _jobs(base / "videos"):
+            with video.open("rb") as fh:
+                response = http.post(
+                    "/v1/jobs",
+                    files={"video": (video.name, fh, "video/mp4")},
+                    data={"methods": "gs", "preset": "preview", "options": json.dumps(options)},
+                )
+            response.raise_for_status()
+            samples = _follow(http, response.json()["id"])
+            raw = [{"t": t.isoformat(), "job": job} for t, job in samples]
+            (base / f"samples-{label[0]}.json").write_text(json.dumps(raw))
+            print("\n".join(_report(label, samples)), flush=True)
+    print("load after:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
+
+
+if __name__ == "__main__":
+    main()
