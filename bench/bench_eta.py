@@ -3,12 +3,12 @@ stage against the time that was actually left.
 
 Usage::
 
-    nice -n 19 python bench/bench_eta.py [--out DIR]
+    nice -n 19 python bench/bench_eta.py --garden garden-orbit-480p.mp4 [--out DIR]
 
 Runs the local stack (create_app, SecantusDB, the in-process broker, the sfm and gs workers on the
-CPU), then three jobs one after the other on synthetic orbit videos at small settings: the first with
-no history (the defaults), the next two with the history the earlier ones left (one with twice the
-training steps, one with another video and frame count: the scaling). Prints a Markdown table per
+CPU), then three jobs one after the other at small settings: a synthetic orbit with no history (the
+defaults), then the garden clip twice with the history the earlier jobs left (another video, frame
+count and image size; then twice the training steps: the scaling). Prints a Markdown table per
 job and the load (``uptime``) before and after; docs/eta.md records a run.
 """
 
@@ -33,16 +33,20 @@ CHECKPOINTS = (0.1, 0.5)
 STAGES = ("sfm", "gs")
 
 
-def _jobs(videos: Path) -> list[tuple[str, Path, dict[str, Any]]]:
+def _jobs(videos: Path, garden: Path) -> list[tuple[str, Path, dict[str, Any]]]:
     small = render_capture(videos / "a", width=256, height=144, n_frames=36, fps=24.0, seed=1).video
-    other = render_capture(videos / "b", width=320, height=180, n_frames=60, fps=24.0, seed=2).video
+    sfm = {"target_frames": 30, "max_long_side": 320, "max_num_features": 2048}
     return [
-        ("A: 36 frames 256×144, gs 150 steps (no history)", small, tiny_options(("gs",), iterations=150)),
-        ("B: the same video, gs 300 steps", small, tiny_options(("gs",), iterations=300)),
+        ("A: synthetic 36 frames 256×144, gs 150 steps (no history)", small, tiny_options(("gs",), iterations=150)),
         (
-            "C: 60 frames 320×180, sfm 30 frames, gs 200 steps",
-            other,
-            {**tiny_options(("gs",), iterations=200), "sfm": {**tiny_options()["sfm"], "target_frames": 30}},
+            "B: garden clip, sfm 30 frames at 320 px, gs 200 steps at 160 px",
+            garden,
+            {"sfm": sfm, "gs": {**tiny_options(("gs",))["gs"], "iterations": 200, "max_long_side": 160}},
+        ),
+        (
+            "C: garden clip as B, gs 400 steps",
+            garden,
+            {"sfm": sfm, "gs": {**tiny_options(("gs",))["gs"], "iterations": 400, "max_long_side": 160}},
         ),
     ]
 
@@ -108,6 +112,7 @@ def _error(predicted: float, actual: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--garden", type=Path, required=True, help="the garden test clip (garden-orbit-480p.mp4)")
     parser.add_argument("--out", type=Path, help="keep the stack's data and the raw samples here")
     args = parser.parse_args()
     base = args.out or Path(tempfile.mkdtemp(prefix="bench-eta-"))
@@ -116,7 +121,7 @@ def main() -> None:
         LocalStack(base / "stack", stages=STAGES, device="cpu", mongo_url=None) as stack,
         httpx.Client(base_url=stack.url, timeout=60) as http,
     ):
-        for label, video, options in _jobs(base / "videos"):
+        for label, video, options in _jobs(base / "videos", args.garden):
             with video.open("rb") as fh:
                 response = http.post(
                     "/v1/jobs",

@@ -6,12 +6,15 @@ The rules (``docs/eta.md`` explains and measures them):
   rate, progress fraction per second (:func:`update_rate`): the first rate is progress over elapsed
   time; later samples move it by an exponential moving average with a time constant of
   :data:`RATE_TIME_CONSTANT_S`, so a stall lowers it and a burst raises it gradually.
-- **Work.** Each stage's cost is counted in *work units* (:func:`stage_work`): frames × megapixels
-  for ``sfm``, steps × megapixels for ``gs``, steps × thousands of rays for ``nerf``. A finished
-  stage's seconds ÷ its work is its *seconds per unit*, stored per stage, device class and preset.
-- **Prior.** A stage's expected duration is its work × the seconds per unit of earlier runs of the
-  same stage on the same device class (:func:`prior_seconds`; the same preset preferred), or × the
-  defaults in :data:`DEFAULT_SECONDS_PER_UNIT` when there is no history.
+- **Work.** Each stage's cost is a fixed part (start-up, downloads, export, flythrough) plus a part
+  proportional to its *work units* (:func:`stage_work`): frames × megapixels for ``sfm``, steps ×
+  megapixels for ``gs``, steps × thousands of rays for ``nerf``. A finished stage's duration is split
+  by :func:`split_duration` into its fixed seconds and its *seconds per unit*, stored per stage,
+  device class and preset.
+- **Prior.** A stage's expected duration is fixed seconds + work × seconds per unit, both the median
+  of earlier runs of the same stage on the same device class (:func:`stage_cost`; the same preset
+  preferred), or the defaults :data:`DEFAULT_FIXED_S` and :data:`DEFAULT_SECONDS_PER_UNIT` when
+  there is no history (:func:`prior_seconds`).
 - **Running stage.** The remaining time blends the measured rate's ``(1 − p) / rate`` with the
   prior's ``(1 − p) · prior`` by :func:`measured_weight` (more weight to the measurement as
   progress grows, sooner when the prior is only a default), clamped to ``[0, MAX_ETA_S]``.
@@ -45,13 +48,17 @@ HISTORY_RUNS = 5
 #: Where a stage's estimate comes from.
 EtaBasis = Literal["done", "measured", "history", "default"]
 
-#: Seconds per work unit with no history, by stage and device class: measured on a 2-core machine
-#: for ``cpu`` (``docs/eta.md``), a conservative guess for ``cuda``. History replaces them after one job.
+#: Seconds per work unit with no history, by stage and device class. ``cpu``: from the garden clip's
+#: ``preview`` run on a 2-core machine (SfM 63 s for 60 frames at 640×320, splats ~350 s for 1 200
+#: steps at 640×320; README), TensoRF from docs/nerf.md's figures; ``cuda``: rough guesses.
+#: ``docs/eta.md`` explains them; history replaces them after one job.
 DEFAULT_SECONDS_PER_UNIT: dict[str, dict[str, float]] = {
-    "sfm": {"cpu": 1.0, "cuda": 0.5},
-    "gs": {"cpu": 1.0, "cuda": 0.05},
-    "nerf": {"cpu": 0.2, "cuda": 0.02},
+    "sfm": {"cpu": 4.5, "cuda": 2.0},
+    "gs": {"cpu": 1.4, "cuda": 0.05},
+    "nerf": {"cpu": 0.5, "cuda": 0.02},
 }
+#: Fixed seconds of a stage whatever its work, by stage (the default, and the most a split assigns).
+DEFAULT_FIXED_S: dict[str, float] = {"sfm": 5.0, "gs": 10.0, "nerf": 10.0}
 #: Measured-rate weight ``p / (p + k)``: ``k`` with a history prior, and with a default prior.
 HISTORY_PRIOR_K = 0.15
 DEFAULT_PRIOR_K = 0.03
@@ -158,16 +165,34 @@ def stage_work(stage: str, options: Mapping[str, Any], video: Mapping[str, Any])
 
 @dataclass(frozen=True)
 class Timing:
-    """One finished stage's measured cost: its preset and seconds per work unit."""
+    """One finished stage's measured cost: its preset, fixed seconds and seconds per work unit."""
 
     preset: str
+    fixed_s: float
     seconds_per_unit: float
 
 
-def seconds_per_unit(
+def split_duration(stage: str, seconds: float, work: float, preset: str) -> Timing:
+    """Split a finished stage's duration into fixed seconds and seconds per work unit.
+
+    The fixed part is :data:`DEFAULT_FIXED_S` of the stage, but at most half the duration, so that
+    ``fixed_s + work × seconds_per_unit`` gives the duration back exactly.
+
+    Args:
+        stage: the stage.
+        seconds: how long it ran (claim to result).
+        work: its :func:`stage_work`.
+        preset: the job's preset.
+    """
+    seconds = max(seconds, 0.0)
+    fixed = min(DEFAULT_FIXED_S.get(stage, 0.0), seconds / 2)
+    return Timing(preset=preset, fixed_s=fixed, seconds_per_unit=(seconds - fixed) / max(work, 1e-6))
+
+
+def stage_cost(
     stage: str, device: str, preset: str, history: Iterable[Timing]
-) -> tuple[float, Literal["history", "default"]]:
-    """The seconds per work unit to expect for ``stage`` on ``device`` with ``preset``.
+) -> tuple[float, float, Literal["history", "default"]]:
+    """The fixed seconds and the seconds per work unit to expect for ``stage`` on ``device`` with ``preset``.
 
     Args:
         stage: the stage.
@@ -176,21 +201,26 @@ def seconds_per_unit(
         history: finished runs of this stage on this device class, newest first.
 
     Returns:
-        ``(seconds per unit, basis)``: the median of the newest :data:`HISTORY_RUNS` runs with the
-        same preset, else of the newest runs with any preset (``history``); else the default.
+        ``(fixed seconds, seconds per unit, basis)``: medians of the newest :data:`HISTORY_RUNS`
+        runs with the same preset, else of the newest runs with any preset (``history``); else the
+        defaults (``default``).
     """
-    runs = [t for t in history if t.seconds_per_unit > 0 and math.isfinite(t.seconds_per_unit)]
-    same = [t.seconds_per_unit for t in runs if t.preset == preset][:HISTORY_RUNS]
-    pool = same or [t.seconds_per_unit for t in runs][:HISTORY_RUNS]
+    runs = [t for t in history if math.isfinite(t.seconds_per_unit) and math.isfinite(t.fixed_s)]
+    pool = [t for t in runs if t.preset == preset][:HISTORY_RUNS] or runs[:HISTORY_RUNS]
     if pool:
-        return statistics.median(pool), "history"
+        return (
+            statistics.median(t.fixed_s for t in pool),
+            statistics.median(t.seconds_per_unit for t in pool),
+            "history",
+        )
     defaults = DEFAULT_SECONDS_PER_UNIT.get(stage, {})
-    return defaults.get(device, defaults.get("cpu", 1.0)), "default"
+    per_unit = defaults.get(device, defaults.get("cpu", 1.0))
+    return DEFAULT_FIXED_S.get(stage, 0.0), per_unit, "default"
 
 
-def prior_seconds(work: float, per_unit: float) -> float:
-    """A stage's expected duration: its work × seconds per unit, clamped to ``[0, MAX_ETA_S]``."""
-    return clamp_eta(work * per_unit)
+def prior_seconds(work: float, fixed_s: float, per_unit: float) -> float:
+    """A stage's expected duration: fixed seconds + work × seconds per unit, within ``[0, MAX_ETA_S]``."""
+    return clamp_eta(fixed_s + work * per_unit)
 
 
 def clamp_eta(seconds: float) -> float:

@@ -27,7 +27,8 @@ from shared.eta import (
     job_remaining_s,
     prior_seconds,
     running_remaining_s,
-    seconds_per_unit,
+    split_duration,
+    stage_cost,
     stage_work,
 )
 from shared.messages import STAGES
@@ -108,7 +109,9 @@ class StageHistory:
             key = (stage, device)
             if key not in self._timings:
                 docs = self._store.recent_stage_timings(stage, device, _READ_TIMINGS)
-                self._timings[key] = [Timing(str(d["preset"]), float(d["seconds_per_unit"])) for d in docs]
+                self._timings[key] = [
+                    Timing(str(d["preset"]), float(d.get("fixed_s", 0.0)), float(d["seconds_per_unit"])) for d in docs
+                ]
             return self._timings[key]
 
     def record(self, job: StoredJob, stage: str) -> None:
@@ -119,6 +122,7 @@ class StageHistory:
             return
         seconds = max((finished - started).total_seconds(), 0.0)
         work = stage_work(stage, current.options, job.video)
+        timing = split_duration(stage, seconds, work, job.preset)
         self._store.record_stage_timing(
             {
                 "job_id": job.id,
@@ -127,7 +131,8 @@ class StageHistory:
                 "preset": job.preset,
                 "work": work,
                 "seconds": seconds,
-                "seconds_per_unit": seconds / work,
+                "fixed_s": timing.fixed_s,
+                "seconds_per_unit": timing.seconds_per_unit,
                 "finished_at": finished,
             }
         )
@@ -145,8 +150,8 @@ class StageHistory:
             return StageEta(0.0, "done")
         worker = stage.worker_id if stage.status == "running" else None
         device = self.device_of(name, worker)
-        per_unit, basis = seconds_per_unit(name, device, job.preset, self.timings(name, device))
-        prior = prior_seconds(stage_work(name, stage.options, job.video), per_unit)
+        fixed, per_unit, basis = stage_cost(name, device, job.preset, self.timings(name, device))
+        prior = prior_seconds(stage_work(name, stage.options, job.video), fixed, per_unit)
         if stage.status == "running":
             reported = as_utc(stage.heartbeat_at) or as_utc(stage.started_at) or now
             seconds, running_basis = running_remaining_s(

@@ -7,6 +7,7 @@ import math
 import pytest
 
 from shared.eta import (
+    DEFAULT_FIXED_S,
     DEFAULT_SECONDS_PER_UNIT,
     MAX_ETA_S,
     MAX_EXTRAPOLATED_PROGRESS,
@@ -17,7 +18,8 @@ from shared.eta import (
     measured_weight,
     prior_seconds,
     running_remaining_s,
-    seconds_per_unit,
+    split_duration,
+    stage_cost,
     stage_work,
     start_rate,
     update_rate,
@@ -106,28 +108,46 @@ def test_unknown_stage_is_refused() -> None:
 
 
 # --- history and defaults ---------------------------------------------------------------------------
-def test_no_history_uses_the_documented_default() -> None:
-    assert seconds_per_unit("gs", "cuda", "standard", []) == (DEFAULT_SECONDS_PER_UNIT["gs"]["cuda"], "default")
-    assert seconds_per_unit("gs", "tpu", "standard", []) == (DEFAULT_SECONDS_PER_UNIT["gs"]["cpu"], "default")
+def test_no_history_uses_the_documented_defaults() -> None:
+    fixed, per_unit, basis = stage_cost("gs", "cuda", "standard", [])
+    assert (fixed, per_unit, basis) == (DEFAULT_FIXED_S["gs"], DEFAULT_SECONDS_PER_UNIT["gs"]["cuda"], "default")
+    assert stage_cost("gs", "tpu", "standard", [])[1] == DEFAULT_SECONDS_PER_UNIT["gs"]["cpu"]
+
+
+def test_a_duration_splits_into_fixed_and_per_unit_parts_that_add_back_up() -> None:
+    timing = split_duration("gs", 70.0, 30.0, "preview")
+    assert timing.fixed_s == DEFAULT_FIXED_S["gs"]
+    assert prior_seconds(30.0, timing.fixed_s, timing.seconds_per_unit) == pytest.approx(70.0)
+    short = split_duration("gs", 4.0, 30.0, "preview")  # shorter than the fixed part: half of it is fixed
+    assert short.fixed_s == 2.0
+    assert prior_seconds(30.0, short.fixed_s, short.seconds_per_unit) == pytest.approx(4.0)
+
+
+def test_history_scales_the_per_unit_part_with_the_work() -> None:
+    timing = split_duration("gs", 110.0, 100.0, "preview")  # 10 s fixed + 1 s per unit
+    fixed, per_unit, basis = stage_cost("gs", "cpu", "preview", [timing])
+    assert basis == "history"
+    assert prior_seconds(200.0, fixed, per_unit) == pytest.approx(210.0)  # twice the steps
 
 
 def test_history_of_the_same_preset_wins_and_is_a_median() -> None:
-    history = [Timing("preview", 2.0), Timing("standard", 9.0), Timing("preview", 4.0), Timing("preview", 100.0)]
-    assert seconds_per_unit("gs", "cpu", "preview", history) == (4.0, "history")
+    history = [Timing("preview", 1.0, 2.0), Timing("standard", 9.0, 9.0), Timing("preview", 3.0, 4.0)]
+    history.append(Timing("preview", 5.0, 100.0))
+    assert stage_cost("gs", "cpu", "preview", history) == (3.0, 4.0, "history")
 
 
 def test_history_of_another_preset_is_used_when_none_matches() -> None:
-    history = [Timing("standard", 3.0), Timing("high", 5.0)]
-    assert seconds_per_unit("gs", "cpu", "preview", history) == (4.0, "history")
+    history = [Timing("standard", 2.0, 3.0), Timing("high", 4.0, 5.0)]
+    assert stage_cost("gs", "cpu", "preview", history) == (3.0, 4.0, "history")
 
 
 def test_only_the_newest_runs_count() -> None:
-    history = [Timing("preview", 1.0)] * 5 + [Timing("preview", 50.0)] * 10
-    assert seconds_per_unit("sfm", "cpu", "preview", history)[0] == 1.0
+    history = [Timing("preview", 0.0, 1.0)] * 5 + [Timing("preview", 0.0, 50.0)] * 10
+    assert stage_cost("sfm", "cpu", "preview", history)[1] == 1.0
 
 
-def test_prior_is_work_times_seconds_per_unit() -> None:
-    assert prior_seconds(300.0, 0.5) == 150.0
+def test_prior_is_fixed_plus_work_times_seconds_per_unit() -> None:
+    assert prior_seconds(300.0, 5.0, 0.5) == 155.0
 
 
 # --- running stages, clamping, jobs -----------------------------------------------------------------

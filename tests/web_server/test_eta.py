@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from shared.eta import DEFAULT_SECONDS_PER_UNIT, running_remaining_s, stage_work
+from shared.eta import DEFAULT_FIXED_S, DEFAULT_SECONDS_PER_UNIT, running_remaining_s, stage_work
 from shared.options.base import PresetName
 from tests.web_server.conftest import WORKER_TOKEN, FakeWorker, Server
 from web_server.store import utcnow
@@ -33,6 +33,11 @@ def _work(server: Server, job_id: str, stage: str) -> float:
     return stage_work(stage, doc["stages"][stage]["options"], doc.get("video", {}))
 
 
+def _default(server: Server, job_id: str, stage: str, device: str) -> float:
+    """The default prior of a stage: fixed seconds + work × the default seconds per unit."""
+    return DEFAULT_FIXED_S[stage] + _work(server, job_id, stage) * DEFAULT_SECONDS_PER_UNIT[stage][device]
+
+
 def _heartbeat(worker: FakeWorker, request: Any, lease_id: str, progress: float, rate: float | None) -> Any:
     body: dict[str, Any] = {"lease_id": lease_id, "progress": progress, "message": "working"}
     if rate is not None:
@@ -43,7 +48,7 @@ def _heartbeat(worker: FakeWorker, request: Any, lease_id: str, progress: float,
 def test_without_history_every_stage_has_the_default_estimate(server: Server, tiny_video: bytes) -> None:
     job_id = server.submit(tiny_video, methods="gs,nerf", preset="preview").json()["id"]
     job = _job(server, job_id)
-    expected = {s: _work(server, job_id, s) * DEFAULT_SECONDS_PER_UNIT[s]["cpu"] for s in ("sfm", "gs", "nerf")}
+    expected = {s: _default(server, job_id, s, "cpu") for s in ("sfm", "gs", "nerf")}
     for name, seconds in expected.items():
         assert job["stages"][name]["eta_basis"] == "default"
         assert job["stages"][name]["eta_seconds"] == pytest.approx(seconds, abs=0.06)
@@ -58,7 +63,7 @@ def test_a_running_stage_is_estimated_from_the_rate_its_worker_reports(
     lease_id = worker.claim(sfm).json()["lease_id"]
     assert _heartbeat(worker, sfm, lease_id, 0.4, None).status_code == 200  # an older worker: no rate
     job = _job(server, job_id)
-    prior = _work(server, job_id, "sfm") * DEFAULT_SECONDS_PER_UNIT["sfm"]["cpu"]
+    prior = _default(server, job_id, "sfm", "cpu")
     assert job["stages"]["sfm"]["eta_basis"] == "default"
     assert job["stages"]["sfm"]["eta_seconds"] == pytest.approx(0.6 * prior, abs=0.06)
 
@@ -96,7 +101,9 @@ def test_a_finished_stage_is_recorded_and_the_next_job_uses_its_rate(
     (timing,) = list(server.db["stage_timings"].find({"job_id": first}))
     assert timing["stage"] == "sfm" and timing["device"] == "cpu" and timing["preset"] == preset
     assert timing["seconds"] == pytest.approx(40.0, abs=1.0)
-    assert timing["seconds_per_unit"] == pytest.approx(timing["seconds"] / _work(server, first, "sfm"))
+    assert timing["fixed_s"] + timing["seconds_per_unit"] * _work(server, first, "sfm") == pytest.approx(
+        timing["seconds"]
+    )
     done = _job(server, first)["stages"]["sfm"]
     assert (done["eta_seconds"], done["eta_basis"]) == (0, "done")
 
@@ -107,13 +114,11 @@ def test_a_finished_stage_is_recorded_and_the_next_job_uses_its_rate(
     # a preset with no history of its own borrows the other's seconds per unit, scaled by its work
     other: PresetName = "high" if preset == "standard" else "standard"
     third = server.submit(tiny_video, methods="gs", preset=other).json()["id"]
-    scaled = timing["seconds_per_unit"] * _work(server, third, "sfm")
+    scaled = timing["fixed_s"] + timing["seconds_per_unit"] * _work(server, third, "sfm")
     assert _job(server, third)["stages"]["sfm"]["eta_seconds"] == pytest.approx(scaled, abs=0.06)
 
 
-def test_a_training_stage_is_estimated_for_the_device_its_worker_announced(
-    server: Server, tiny_video: bytes
-) -> None:
+def test_a_training_stage_is_estimated_for_the_device_its_worker_announced(server: Server, tiny_video: bytes) -> None:
     job_id = server.submit(tiny_video, methods="gs", preset="standard").json()["id"]
     cpu = _job(server, job_id)["stages"]["gs"]["eta_seconds"]
     response = server.client.post(
@@ -122,9 +127,8 @@ def test_a_training_stage_is_estimated_for_the_device_its_worker_announced(
     assert response.status_code == 204
     server.client.app.state.stage_history.invalidate()  # announcements are read at most every few seconds
     cuda = _job(server, job_id)["stages"]["gs"]["eta_seconds"]
-    work = _work(server, job_id, "gs")
-    assert cpu == pytest.approx(work * DEFAULT_SECONDS_PER_UNIT["gs"]["cpu"], abs=0.06)
-    assert cuda == pytest.approx(work * DEFAULT_SECONDS_PER_UNIT["gs"]["cuda"], abs=0.06)
+    assert cpu == pytest.approx(_default(server, job_id, "gs", "cpu"), abs=0.06)
+    assert cuda == pytest.approx(_default(server, job_id, "gs", "cuda"), abs=0.06)
     assert cuda < cpu
 
 
