@@ -16,8 +16,11 @@ The rules (``docs/eta.md`` explains and measures them):
   preferred), or the defaults :data:`DEFAULT_FIXED_S` and :data:`DEFAULT_SECONDS_PER_UNIT` when
   there is no history (:func:`prior_seconds`).
 - **Running stage.** The remaining time blends the measured rate's ``(1 − p) / rate`` with the
-  prior's ``(1 − p) · prior`` by :func:`measured_weight` (more weight to the measurement as
-  progress grows, sooner when the prior is only a default), clamped to ``[0, MAX_ETA_S]``.
+  prior's ``prior − elapsed`` by :func:`measured_weight` (more weight to the measurement as
+  progress grows, much sooner when the prior is only a default, entirely once the stage has run
+  longer than its prior), clamped to ``[0, MAX_ETA_S]``. The prior counts time, not progress: a
+  stage's progress fraction is not linear in time (SfM's steps, a training stage's export), and
+  a run like the earlier ones ends when they did, whatever its progress says.
 - **Job.** ``sfm`` runs first, the training stages run side by side: the job's remaining time is
   ``sfm`` + the longest training stage (:func:`job_remaining_s`). Finished stages count 0.
 """
@@ -60,7 +63,7 @@ DEFAULT_SECONDS_PER_UNIT: dict[str, dict[str, float]] = {
 #: Fixed seconds of a stage whatever its work, by stage (the default, and the most a split assigns).
 DEFAULT_FIXED_S: dict[str, float] = {"sfm": 5.0, "gs": 10.0, "nerf": 10.0}
 #: Measured-rate weight ``p / (p + k)``: ``k`` with a history prior, and with a default prior.
-HISTORY_PRIOR_K = 0.15
+HISTORY_PRIOR_K = 0.5
 DEFAULT_PRIOR_K = 0.03
 
 
@@ -245,6 +248,7 @@ def running_remaining_s(
     progress: float,
     rate: float | None,
     since_report_s: float,
+    elapsed_s: float,
     prior_s: float,
     prior_basis: Literal["history", "default"],
 ) -> tuple[float, EtaBasis]:
@@ -255,19 +259,26 @@ def running_remaining_s(
         rate: the smoothed rate reported with it (fraction per second), or None.
         since_report_s: seconds since that report; progress is extrapolated at ``rate`` over them
             (up to :data:`MAX_EXTRAPOLATED_PROGRESS`), so the estimate falls between reports.
+        elapsed_s: seconds since the stage started.
         prior_s: the stage's expected duration from history or the default.
         prior_basis: where ``prior_s`` comes from.
 
     Returns:
         ``(seconds, basis)``: ``measured`` when a usable rate weighs in, else the prior's basis.
+        The prior's time left is ``prior − elapsed``; once the stage has run longer than its prior,
+        the prior is wrong by an unknown amount: the measured rate alone decides, or without one
+        the prior's share of the progress left, ``(1 − p) · prior``.
     """
     p = min(max(progress, 0.0), 1.0)
+    elapsed = max(elapsed_s, 0.0)
+    overrun = elapsed >= prior_s
+    prior_left = (1.0 - p) * prior_s if overrun else prior_s - elapsed
     if rate is None or rate < MIN_RATE:
-        return clamp_eta((1.0 - p) * prior_s), prior_basis
+        return clamp_eta(prior_left), prior_basis
     p = max(p, min(p + rate * max(since_report_s, 0.0), MAX_EXTRAPOLATED_PROGRESS))
     measured = (1.0 - p) / rate
-    weight = measured_weight(p, prior_basis)
-    return clamp_eta(weight * measured + (1.0 - weight) * (1.0 - p) * prior_s), "measured"
+    weight = 1.0 if overrun else measured_weight(p, prior_basis)
+    return clamp_eta(weight * measured + (1.0 - weight) * prior_left), "measured"
 
 
 def job_remaining_s(remaining_by_stage: Mapping[str, float]) -> float:

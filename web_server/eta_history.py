@@ -153,9 +153,15 @@ class StageHistory:
         fixed, per_unit, basis = stage_cost(name, device, job.preset, self.timings(name, device))
         prior = prior_seconds(stage_work(name, stage.options, job.video), fixed, per_unit)
         if stage.status == "running":
-            reported = as_utc(stage.heartbeat_at) or as_utc(stage.started_at) or now
+            started = as_utc(stage.started_at) or now
+            reported = as_utc(stage.heartbeat_at) or started
             seconds, running_basis = running_remaining_s(
-                stage.progress, stage.rate, (now - reported).total_seconds(), prior, basis
+                stage.progress,
+                stage.rate,
+                (now - reported).total_seconds(),
+                (now - started).total_seconds(),
+                prior,
+                basis,
             )
             return StageEta(seconds, running_basis)
         retry_at = as_utc(stage.retry_at)

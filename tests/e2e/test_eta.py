@@ -40,7 +40,8 @@ def _follow(http: httpx.Client, job_id: str, timeout_s: float) -> list[dict[str,
     raise AssertionError(f"job {job_id} did not end within {timeout_s} s: {snapshots[-1]}")
 
 
-def _submit(http: httpx.Client, video: Path, options: str) -> str:
+def _submit(http: httpx.Client, video: Path, options: str) -> dict[str, Any]:
+    """Upload ``video``; returns the job as the 202 answer shows it (estimated at submission)."""
     with video.open("rb") as fh:
         response = http.post(
             "/v1/jobs",
@@ -48,7 +49,7 @@ def _submit(http: httpx.Client, video: Path, options: str) -> str:
             data={"methods": "gs", "preset": "preview", "options": options},
         )
     assert response.status_code == 202, response.text
-    return str(response.json()["id"])
+    return dict(response.json())
 
 
 def test_eta_is_reported_falls_to_zero_and_the_next_job_uses_the_measured_durations(
@@ -63,7 +64,7 @@ def test_eta_is_reported_falls_to_zero_and_the_next_job_uses_the_measured_durati
         LocalStack(tmp_path / "stack", stages=("sfm", "gs"), device="cpu", mongo_url=None) as stack,
         httpx.Client(base_url=stack.url, timeout=30) as http,
     ):
-        first = _submit(http, e2e_video, options)
+        first = _submit(http, e2e_video, options)["id"]
         snapshots = _follow(http, first, 420)
         assert snapshots[-1]["status"] == "succeeded", snapshots[-1]
         running = [s for s in snapshots if any(st["status"] not in TERMINAL_STAGE for st in s["stages"].values())]
@@ -95,10 +96,9 @@ def test_eta_is_reported_falls_to_zero_and_the_next_job_uses_the_measured_durati
         assert {s["eta_seconds"] for s in final["stages"].values()} == {0}
 
         took = {name: _seconds(final["stages"][name]) for name in ("sfm", "gs")}
-        second = _submit(http, e2e_video, options)  # the same video and options: the same work
-        job = http.get(f"/v1/jobs/{second}").json()
+        job = _submit(http, e2e_video, options)  # the same video and options: the same work
         for name in ("sfm", "gs"):
             assert job["stages"][name]["eta_basis"] == "history", job["stages"][name]
-            assert job["stages"][name]["eta_seconds"] == pytest.approx(took[name], abs=0.2)
-        assert job["eta_seconds"] == pytest.approx(took["sfm"] + took["gs"], abs=0.4)
-        assert http.post(f"/v1/jobs/{second}/cancel").status_code in (200, 202)
+            assert job["stages"][name]["eta_seconds"] == pytest.approx(took[name], abs=0.5)
+        assert job["eta_seconds"] == pytest.approx(took["sfm"] + took["gs"], abs=1.0)
+        assert http.post(f"/v1/jobs/{job['id']}/cancel").status_code in (200, 202)

@@ -9,6 +9,7 @@ import pytest
 from shared.eta import (
     DEFAULT_FIXED_S,
     DEFAULT_SECONDS_PER_UNIT,
+    HISTORY_PRIOR_K,
     MAX_ETA_S,
     MAX_EXTRAPOLATED_PROGRESS,
     Timing,
@@ -151,30 +152,36 @@ def test_prior_is_fixed_plus_work_times_seconds_per_unit() -> None:
 
 
 # --- running stages, clamping, jobs -----------------------------------------------------------------
-def test_without_a_rate_the_prior_counts_for_the_part_left() -> None:
-    assert running_remaining_s(0.25, None, 0.0, 200.0, "history") == (150.0, "history")
-    assert running_remaining_s(0.25, 0.0, 0.0, 200.0, "default") == (150.0, "default")
+def test_without_a_rate_the_prior_counts_time_not_progress() -> None:
+    # 50 s into a stage expected to take 200 s: 150 s left, whatever the (non-linear) progress says
+    assert running_remaining_s(0.6, None, 0.0, 50.0, 200.0, "history") == (150.0, "history")
+    assert running_remaining_s(0.25, 0.0, 0.0, 50.0, 200.0, "default") == (150.0, "default")
+    # overrun: the prior was wrong; its share of the progress left is all there is
+    assert running_remaining_s(0.75, None, 0.0, 300.0, 200.0, "history") == (50.0, "history")
 
 
 def test_measured_rate_wins_as_progress_grows() -> None:
     assert measured_weight(0.0, "history") == 0.0
     assert measured_weight(0.5, "history") > measured_weight(0.1, "history")
     assert measured_weight(0.1, "default") > measured_weight(0.1, "history")
-    # measured: (1 − 0.5) / 0.01 = 50 s; prior: 0.5 × 200 = 100 s
-    seconds, basis = running_remaining_s(0.5, 0.01, 0.0, 200.0, "history")
-    weight = 0.5 / 0.65
+    # measured: (1 − 0.5) / 0.01 = 50 s; prior: 200 − 80 = 120 s
+    seconds, basis = running_remaining_s(0.5, 0.01, 0.0, 80.0, 200.0, "history")
+    weight = 0.5 / (0.5 + HISTORY_PRIOR_K)
     assert basis == "measured"
-    assert seconds == pytest.approx(weight * 50 + (1 - weight) * 100)
+    assert seconds == pytest.approx(weight * 50 + (1 - weight) * 120)
+
+
+def test_an_overrun_stage_trusts_its_measured_rate_alone() -> None:
+    assert running_remaining_s(0.5, 0.01, 0.0, 250.0, 200.0, "history") == (pytest.approx(50.0), "measured")
 
 
 def test_estimate_falls_between_reports() -> None:
-    first, _ = running_remaining_s(0.5, 0.01, 0.0, 100.0, "history")
-    later, _ = running_remaining_s(0.5, 0.01, 10.0, 100.0, "history")
+    first, _ = running_remaining_s(0.5, 0.01, 0.0, 20.0, 100.0, "history")
+    later, _ = running_remaining_s(0.5, 0.01, 10.0, 30.0, 100.0, "history")
     assert later < first
     # extrapolation stops short of done: a stalled worker never shows 0
-    stalled, _ = running_remaining_s(0.5, 0.01, 10_000.0, 100.0, "history")
-    left = 1 - MAX_EXTRAPOLATED_PROGRESS
-    assert stalled == pytest.approx(left / 0.01 * 0.99 / 1.14 + left * 100.0 * 0.15 / 1.14)
+    stalled, _ = running_remaining_s(0.5, 0.01, 10_000.0, 10_020.0, 100.0, "history")
+    assert stalled == pytest.approx((1 - MAX_EXTRAPOLATED_PROGRESS) / 0.01)
     assert stalled > 0
 
 
@@ -182,7 +189,8 @@ def test_estimates_are_clamped() -> None:
     assert clamp_eta(-5.0) == 0.0
     assert clamp_eta(1e12) == MAX_ETA_S
     assert clamp_eta(float("nan")) == MAX_ETA_S
-    assert running_remaining_s(0.001, 1e-6, 0.0, 1e12, "default")[0] == MAX_ETA_S
+    assert running_remaining_s(0.001, 1e-6, 0.0, 1.0, 1e12, "default")[0] == MAX_ETA_S
+    assert running_remaining_s(0.5, None, 0.0, 0.0, 1e12, "default")[0] == MAX_ETA_S
 
 
 def test_finished_stages_count_zero_and_training_stages_overlap() -> None:
