@@ -3,9 +3,10 @@
 The rules (``docs/eta.md`` explains and measures them):
 
 - **Measured rate.** A worker folds every progress report (and every heartbeat) into a smoothed
-  rate, progress fraction per second (:func:`update_rate`): the first rate is progress over elapsed
-  time; later samples move it by an exponential moving average with a time constant of
-  :data:`RATE_TIME_CONSTANT_S`, so a stall lowers it and a burst raises it gradually.
+  rate, progress fraction per second (:func:`update_rate`): the first rate is the progress made
+  since the first report above 0 over the time since (the start-up before it is the prior's
+  business); later samples move it by an exponential moving average with a time constant of at
+  most :data:`RATE_TIME_CONSTANT_S`, so a stall lowers it and a burst raises it gradually.
 - **Work.** Each stage's cost is a fixed part (start-up, downloads, export, flythrough) plus a part
   proportional to its *work units* (:func:`stage_work`): frames × megapixels for ``sfm``, steps ×
   megapixels for ``gs``, steps × thousands of rays for ``nerf``. A finished stage's duration is split
@@ -72,21 +73,25 @@ class RateState:
     """A running stage's smoothed progress rate.
 
     Attributes:
-        started_s: when the stage started (any monotonic clock, in seconds).
+        anchor_s: when the stage first reported progress above 0 (any monotonic clock, in
+            seconds); None before. The start-up before it (downloads, imports) makes no progress
+            and is left out of the rate: the prior accounts for it.
+        anchor_progress: the progress at ``anchor_s``.
         at_s: when the last folded sample was taken.
         progress: the progress (0–1) at ``at_s``.
         rate: progress fraction per second, smoothed; None until measurable.
     """
 
-    started_s: float
-    at_s: float
-    progress: float
+    anchor_s: float | None = None
+    anchor_progress: float = 0.0
+    at_s: float = 0.0
+    progress: float = 0.0
     rate: float | None = None
 
 
 def start_rate(now_s: float) -> RateState:
     """The rate state of a stage that starts at ``now_s``: no progress, no rate yet."""
-    return RateState(started_s=now_s, at_s=now_s, progress=0.0, rate=None)
+    return RateState(at_s=now_s)
 
 
 def update_rate(
@@ -94,33 +99,40 @@ def update_rate(
 ) -> RateState:
     """Fold a progress sample into the smoothed rate.
 
+    The first rate is the progress made since the anchor (the first progress above 0) over the time
+    since, once that is at least :data:`MIN_RATE_ELAPSED_S`. Later samples move it by an exponential
+    moving average whose time constant is ``time_constant_s``, or the time since the anchor when
+    that is shorter: early on the rate follows the running average, later it forgets the past.
+
     Args:
         state: the state so far.
         progress: the stage's progress now (clamped to 0–1).
         now_s: the time of the sample, on the clock of ``state``.
-        time_constant_s: the moving average's time constant.
+        time_constant_s: the moving average's longest time constant.
 
     Returns:
         The new state. A sample less than :data:`MIN_SAMPLE_S` after the last folded one is not
-        folded (the next one covers its interval), except that the first rate is taken as soon as
-        the stage ran :data:`MIN_RATE_ELAPSED_S` with progress; progress that goes back (a step
-        restarted) restarts the measurement from there, keeping the old rate.
+        folded (the next one covers its interval); progress that goes back (a step restarted)
+        restarts the measurement from there, keeping the old rate.
     """
     progress = min(max(progress, 0.0), 1.0)
-    dt = now_s - state.at_s
-    if progress < state.progress:
-        return RateState(started_s=state.started_s, at_s=now_s, progress=progress, rate=state.rate)
-    if state.rate is None:
-        elapsed = now_s - state.started_s
-        if elapsed < MIN_RATE_ELAPSED_S or progress <= 0.0:
+    if state.anchor_s is None or progress < state.progress:
+        if progress <= 0.0:
             return state
-        return RateState(started_s=state.started_s, at_s=now_s, progress=progress, rate=progress / elapsed)
+        return RateState(anchor_s=now_s, anchor_progress=progress, at_s=now_s, progress=progress, rate=state.rate)
+    since_anchor = now_s - state.anchor_s
+    if state.rate is None:
+        if since_anchor < MIN_RATE_ELAPSED_S or progress <= state.anchor_progress:
+            return state
+        rate = (progress - state.anchor_progress) / since_anchor
+        return RateState(state.anchor_s, state.anchor_progress, now_s, progress, rate)
+    dt = now_s - state.at_s
     if dt < MIN_SAMPLE_S:
         return state
     instant = (progress - state.progress) / dt
-    weight = 1.0 - math.exp(-dt / time_constant_s)
-    rate = state.rate + weight * (instant - state.rate)
-    return RateState(started_s=state.started_s, at_s=now_s, progress=progress, rate=max(rate, 0.0))
+    weight = 1.0 - math.exp(-dt / min(time_constant_s, max(since_anchor, dt)))
+    rate = max(state.rate + weight * (instant - state.rate), 0.0)
+    return RateState(state.anchor_s, state.anchor_progress, now_s, progress, rate)
 
 
 def _megapixels(long_side_cap: int, video: Mapping[str, Any]) -> float:

@@ -12,6 +12,7 @@ from shared.eta import (
     HISTORY_PRIOR_K,
     MAX_ETA_S,
     MAX_EXTRAPOLATED_PROGRESS,
+    RateState,
     Timing,
     clamp_eta,
     describe_eta,
@@ -31,51 +32,65 @@ VIDEO = {"width": 1920, "height": 1080, "frame_count": 900}
 
 
 # --- rates ------------------------------------------------------------------------------------------
-def test_first_rate_is_progress_over_elapsed_time() -> None:
-    state = update_rate(start_rate(100.0), 0.25, 110.0)
-    assert state.rate == pytest.approx(0.025)
-    assert (state.progress, state.at_s) == (0.25, 110.0)
+def _anchored(at_s: float = 10.0, progress: float = 0.1) -> RateState:
+    """A stage whose first progress (``progress``) came at ``at_s``."""
+    return update_rate(start_rate(0.0), progress, at_s)
+
+
+def test_the_start_up_before_the_first_progress_is_left_out() -> None:
+    state = _anchored(10.0, 0.1)  # 10 s of downloads, then 10 %
+    assert state.rate is None and state.anchor_s == 10.0
+    state = update_rate(state, 0.3, 20.0)
+    assert state.rate == pytest.approx(0.02)  # (0.3 − 0.1) / 10 s, not 0.3 / 20 s
 
 
 def test_no_rate_before_progress_or_before_the_minimum_elapsed_time() -> None:
     state = start_rate(0.0)
-    assert update_rate(state, 0.0, 30.0).rate is None  # no progress yet
-    assert update_rate(state, 0.5, 1.0).rate is None  # too early to tell
+    assert update_rate(state, 0.0, 30.0) is state  # no progress yet
+    anchored = _anchored(10.0, 0.1)
+    assert update_rate(anchored, 0.5, 11.0).rate is None  # too early to tell
+    assert update_rate(anchored, 0.1, 20.0).rate is None  # no progress since the anchor
 
 
 def test_a_steady_stage_keeps_its_rate() -> None:
-    state = update_rate(start_rate(0.0), 0.1, 10.0)
-    for t in range(15, 90, 5):
-        state = update_rate(state, t / 100, float(t))
+    state = _anchored(0.0, 0.01)
+    for t in range(5, 90, 5):
+        state = update_rate(state, 0.01 + t / 100, float(t))
     assert state.rate == pytest.approx(0.01)
 
 
 def test_smoothing_moves_part_of_the_way_by_the_time_constant() -> None:
-    state = update_rate(start_rate(0.0), 0.1, 10.0)  # 0.01 per second
-    after = update_rate(state, 0.1, 40.0, time_constant_s=30.0)  # a 30 s stall: instant rate 0
-    assert after.rate == pytest.approx(0.01 * math.exp(-1.0))
-    burst = update_rate(state, 0.7, 40.0, time_constant_s=30.0)  # instant 0.02 per second
-    assert 0.01 < burst.rate < 0.02  # type: ignore[operator]
-    assert burst.rate == pytest.approx(0.01 + (0.02 - 0.01) * (1 - math.exp(-1.0)))
+    state = update_rate(_anchored(0.0, 0.1), 0.5, 40.0)  # 0.01 per second over 40 s
+    stalled = update_rate(state, 0.5, 70.0, time_constant_s=30.0)  # a 30 s stall: instant rate 0
+    assert stalled.rate == pytest.approx(0.01 * math.exp(-1.0))
+    burst = update_rate(state, 1.0, 70.0, time_constant_s=30.0)  # instant 1/60 per second
+    assert burst.rate == pytest.approx(0.01 + (1 / 60 - 0.01) * (1 - math.exp(-1.0)))
+
+
+def test_early_on_the_rate_follows_the_running_average() -> None:
+    state = update_rate(_anchored(0.0, 0.1), 0.2, 2.0)  # 0.05 per second over 2 s
+    faster = update_rate(state, 0.6, 6.0)  # then 0.1 per second for 4 s: the time constant is 6 s, not 30
+    assert faster.rate == pytest.approx(0.05 + 0.05 * (1 - math.exp(-4.0 / 6.0)))
 
 
 def test_samples_closer_than_a_second_are_not_folded_alone() -> None:
-    state = update_rate(start_rate(0.0), 0.1, 10.0)
+    state = update_rate(_anchored(0.0, 0.1), 0.2, 10.0)
     assert update_rate(state, 0.5, 10.5) is state
-    later = update_rate(state, 0.2, 20.0)  # covers the skipped interval
+    later = update_rate(state, 0.3, 20.0)  # covers the skipped interval
     assert later.rate == pytest.approx(0.01)
 
 
 def test_progress_going_back_keeps_the_rate_and_restarts_from_there() -> None:
-    state = update_rate(start_rate(0.0), 0.5, 10.0)
-    back = update_rate(state, 0.1, 12.0)
+    state = update_rate(_anchored(0.0, 0.1), 0.5, 10.0)
+    back = update_rate(state, 0.2, 12.0)
     assert back.rate == state.rate
-    assert (back.progress, back.at_s) == (0.1, 12.0)
+    assert (back.anchor_s, back.progress, back.at_s) == (12.0, 0.2, 12.0)
 
 
 def test_progress_is_clamped_and_the_rate_never_negative() -> None:
-    state = update_rate(start_rate(0.0), 2.0, 10.0)
-    assert state.progress == 1.0 and state.rate == pytest.approx(0.1)
+    state = update_rate(_anchored(0.0, 0.5), 2.0, 10.0)
+    assert state.progress == 1.0 and state.rate == pytest.approx(0.05)
+    assert update_rate(state, 1.0, 20.0).rate >= 0  # type: ignore[operator]
 
 
 # --- work and scaling -------------------------------------------------------------------------------

@@ -140,3 +140,11 @@ def test_an_ended_job_has_nothing_left(server: Server, worker: FakeWorker, tiny_
     assert job["eta_seconds"] == 0
     assert {s["eta_seconds"] for s in job["stages"].values()} == {0}
     assert {s["eta_basis"] for s in job["stages"].values()} == {"done"}
+
+
+def test_openapi_describes_the_eta_fields(server: Server) -> None:
+    schemas = server.client.get("/openapi.json").json()["components"]["schemas"]
+    job, stage = schemas["JobPublic"]["properties"], schemas["StagePublic"]["properties"]
+    assert "longest training stage" in job["eta_seconds"]["description"]
+    assert {"eta_seconds", "eta_basis", "rate"} <= set(stage)
+    assert set(stage["eta_basis"]["enum"]) == {"done", "measured", "history", "default"}
