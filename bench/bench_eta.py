@@ -6,9 +6,10 @@ Usage::
     nice -n 19 python bench/bench_eta.py --garden garden-orbit-480p.mp4 [--out DIR]
 
 Runs the local stack (create_app, SecantusDB, the in-process broker, the sfm and gs workers on the
-CPU), then three jobs one after the other at small settings: a synthetic orbit with no history (the
-defaults), then the garden clip twice with the history the earlier jobs left (another video, frame
-count and image size; then twice the training steps: the scaling). Prints a Markdown table per
+CPU), then three jobs one after the other at small settings (a minute or two each on two cores): a
+synthetic orbit with no history (the defaults), then the garden clip twice with the history the
+earlier jobs left (another video, frame count and image size; then 5/3 of the training steps: the
+scaling). Prints a Markdown table per
 job and the load (``uptime``) before and after; docs/eta.md records a run.
 """
 
@@ -34,19 +35,24 @@ STAGES = ("sfm", "gs")
 
 
 def _jobs(videos: Path, garden: Path) -> list[tuple[str, Path, dict[str, Any]]]:
-    small = render_capture(videos / "a", width=256, height=144, n_frames=36, fps=24.0, seed=1).video
-    sfm = {"target_frames": 30, "max_long_side": 320, "max_num_features": 2048}
+    synthetic = render_capture(videos / "a", width=320, height=180, n_frames=60, fps=24.0, seed=1).video
+    sfm = {"target_frames": 40, "max_long_side": 480, "max_num_features": 2048}
+    gs = tiny_options(("gs",))["gs"]  # a small flythrough: the fixed part stays small
     return [
-        ("A: synthetic 36 frames 256×144, gs 150 steps (no history)", small, tiny_options(("gs",), iterations=150)),
         (
-            "B: garden clip, sfm 30 frames at 320 px, gs 200 steps at 160 px",
-            garden,
-            {"sfm": sfm, "gs": {**tiny_options(("gs",))["gs"], "iterations": 200, "max_long_side": 160}},
+            "A: synthetic orbit 60 frames 320×180, sfm 40 frames, gs 400 steps at 160 px (no history)",
+            synthetic,
+            {"sfm": {**sfm, "max_long_side": 320}, "gs": {**gs, "iterations": 400, "max_long_side": 160}},
         ),
         (
-            "C: garden clip as B, gs 400 steps",
+            "B: garden clip, sfm 40 frames at 480 px, gs 600 steps at 320 px",
             garden,
-            {"sfm": sfm, "gs": {**tiny_options(("gs",))["gs"], "iterations": 400, "max_long_side": 160}},
+            {"sfm": sfm, "gs": {**gs, "iterations": 600, "max_long_side": 320}},
+        ),
+        (
+            "C: garden clip as B, gs 1000 steps",
+            garden,
+            {"sfm": sfm, "gs": {**gs, "iterations": 1000, "max_long_side": 320}},
         ),
     ]
 
