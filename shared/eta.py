@@ -64,7 +64,7 @@ DEFAULT_SECONDS_PER_UNIT: dict[str, dict[str, float]] = {
 #: Fixed seconds of a stage whatever its work, by stage (the default, and the most a split assigns).
 DEFAULT_FIXED_S: dict[str, float] = {"sfm": 5.0, "gs": 10.0, "nerf": 10.0}
 #: Measured-rate weight ``p / (p + k)``: ``k`` with a history prior, and with a default prior.
-HISTORY_PRIOR_K = 0.5
+HISTORY_PRIOR_K = 0.15
 DEFAULT_PRIOR_K = 0.03
 
 
