@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -31,7 +31,7 @@ from shared.eta import (
     stage_cost,
     stage_work,
 )
-from shared.messages import STAGES
+from shared.messages import STAGES, StageName
 from web_server.models import TERMINAL_JOB, TERMINAL_STAGE, StoredJob, StoredStage
 from web_server.store import Store, as_utc
 
@@ -54,7 +54,7 @@ class JobEta:
     """A job's estimate: seconds left overall and per stage."""
 
     seconds: float
-    stages: dict[str, StageEta]
+    stages: Mapping[str, StageEta]
 
 
 class StageHistory:
@@ -114,9 +114,9 @@ class StageHistory:
                 ]
             return self._timings[key]
 
-    def record(self, job: StoredJob, stage: str) -> None:
+    def record(self, job: StoredJob, stage: StageName) -> None:
         """Store the measured cost of ``job``'s succeeded ``stage`` (no-op without both start and end times)."""
-        current = job.stages[stage]  # type: ignore[index]
+        current = job.stages[stage]
         started, finished = as_utc(current.started_at), as_utc(current.finished_at)
         if started is None or finished is None:
             return
@@ -140,7 +140,9 @@ class StageHistory:
 
     def estimate(self, job: StoredJob, now: datetime) -> JobEta:
         """Seconds left of every stage of ``job`` and of the whole job, at ``now``."""
-        stages = {name: self._stage_eta(job, name, job.stages[name], now) for name in STAGES if name in job.stages}
+        stages: dict[str, StageEta] = {
+            name: self._stage_eta(job, name, job.stages[name], now) for name in STAGES if name in job.stages
+        }
         if job.status in TERMINAL_JOB:
             return JobEta(0.0, {name: StageEta(0.0, "done") for name in stages})
         return JobEta(job_remaining_s({name: e.seconds for name, e in stages.items()}), stages)

@@ -503,11 +503,14 @@ class Orchestrator:
             raise self._lease_conflict(job_id, stage, result.lease_id)
         for f in files:  # earlier attempts' copies of the same names
             self.store.delete_job_files(job_id, name=f.name, keep={f.file_id})
-        if self.stage_history is not None:  # the measured duration: the next jobs' ETA
-            self.stage_history.record(StoredJob.model_validate(doc), stage)
         methods = doc.get("methods", [])
         for follower in next_stages(stage, methods):
             self.publish_stage(job_id, follower, now, expect={f"stages.{follower}.status": "pending"})
+        if self.stage_history is not None:  # the measured duration: the next jobs' ETA (best effort)
+            try:
+                self.stage_history.record(StoredJob.model_validate(doc), stage)
+            except Exception as exc:
+                logger.warning("recording the duration of %s of job %s failed: %s", stage, job_id, exc)
 
     def _record_failure(self, job_id: str, stage: StageName, result: StageResult, now: datetime) -> ResultAck:
         job = self.require_lease(job_id, stage, result.lease_id)
