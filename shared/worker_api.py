@@ -75,13 +75,20 @@ class Heartbeat(_Body):
     capture: CaptureReport | None = Field(
         default=None, description="the capture check, once the sfm stage knows it; recorded on the job as `capture`"
     )
+    rate: float | None = Field(
+        default=None,
+        ge=0,
+        description="the stage's smoothed progress rate, fraction per second (shared.eta.update_rate); "
+        "None until measurable",
+    )
 
     @model_serializer(mode="wrap")
-    def _without_absent_capture(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """Leave ``capture`` out unless set: a heartbeat without it stays the body older servers accept."""
+    def _without_absent_fields(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Leave ``capture`` and ``rate`` out unless set: such a heartbeat stays the body older servers accept."""
         data: dict[str, Any] = handler(self)
-        if data.get("capture") is None:
-            data.pop("capture", None)
+        for name in ("capture", "rate"):
+            if data.get(name) is None:
+                data.pop(name, None)
         return data
 
 

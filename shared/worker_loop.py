@@ -42,6 +42,7 @@ from pydantic import ValidationError
 from shared.broker import Broker, Delivery
 from shared.capture.report import CaptureReport
 from shared.errors import Cancelled, ErrorCode, StageError
+from shared.eta import start_rate, update_rate
 from shared.messages import StageRequest
 from shared.options import OPTIONS_BY_STAGE
 from shared.scratch import ScratchSpace
@@ -82,6 +83,7 @@ class _Heartbeat:
         self._stopping = stopping
         self._lock = threading.Lock()
         self._progress = (0.0, "starting")
+        self._rate = start_rate(time.monotonic())  # the smoothed progress rate each heartbeat reports
         self._capture: CaptureReport | None = None  # set by the stage, cleared once a heartbeat carried it
         self._wake = threading.Event()  # a heartbeat is due now
         self._done = threading.Event()
@@ -102,6 +104,7 @@ class _Heartbeat:
         """The handler's progress callback: records progress, raises if the attempt must end."""
         with self._lock:
             self._progress = (min(max(float(fraction), 0.0), 1.0), message[:500])
+            self._rate = update_rate(self._rate, self._progress[0], time.monotonic())
         self.check()
 
     def on_capture(self, report: CaptureReport) -> None:
@@ -126,9 +129,11 @@ class _Heartbeat:
             with self._lock:
                 progress, message = self._progress
                 capture = self._capture
+                self._rate = update_rate(self._rate, progress, time.monotonic())  # a stall lowers the rate
+                rate = self._rate.rate
             if self._done.is_set() and capture is None:
                 return  # the stage ended: its result follows; a pending capture is sent first
-            beat = Heartbeat(lease_id=self._lease_id, progress=progress, message=message, capture=capture)
+            beat = Heartbeat(lease_id=self._lease_id, progress=progress, message=message, capture=capture, rate=rate)
             try:
                 reply = self._client.heartbeat(
                     self._request.job_id, self._request.stage, beat, retry_for_s=self._interval_s

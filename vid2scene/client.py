@@ -109,6 +109,7 @@ class StageView(_Model):
     worker_id: str | None = None
     error: StageFailure | None = None
     metrics: dict[str, Any] = Field(default_factory=dict)
+    eta_seconds: float | None = Field(default=None, description="estimated seconds left (None: a server without ETA)")
 
     @field_validator("metrics", mode="before")
     @classmethod
@@ -140,6 +141,7 @@ class JobView(_Model):
     from_job: str | None = None
     root_job: str | None = None
     sfm_reused_from: str | None = None
+    eta_seconds: float | None = Field(default=None, description="estimated seconds left (None: a server without ETA)")
 
     @field_validator("stages", mode="before")
     @classmethod

@@ -1,4 +1,4 @@
-"""Progress bars in the terminal: one per stage of a job, one for an upload or a download."""
+"""Progress bars in the terminal: one per stage of a job (with its estimated time left), one for an upload or a download."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import IO, Self
 
 from tqdm import tqdm
 
+from shared.eta import describe_eta
 from vid2scene.client import BytesProgressFn, JobView
 
 _BAR_FORMAT = "{desc:<22} {percentage:3.0f}%|{bar:30}| {postfix}"
@@ -24,6 +25,7 @@ class StageBars:
         self.stream = stream or sys.stderr
         self.disable = disable
         self._bars: dict[str, tqdm] = {}
+        self._job_line: tqdm | None = None
         self._last_status: dict[str, str] = {}
 
     def update(self, job: JobView) -> None:
@@ -44,19 +46,35 @@ class StageBars:
                 self._bars[stage.name] = bar
             attempt = f" (attempt {stage.attempt})" if stage.attempt > 1 else ""
             bar.set_description_str(f"{stage.name} {stage.status}{attempt}", refresh=False)
-            bar.set_postfix_str(stage.message[:60], refresh=False)
+            eta = describe_eta(stage.eta_seconds) if stage.status == "running" else ""
+            bar.set_postfix_str(" · ".join(part for part in (eta, stage.message[:60]) if part), refresh=False)
             target = 100.0 if stage.status == "succeeded" else round(100.0 * stage.progress, 1)
             bar.n = max(0.0, min(100.0, target))
             bar.refresh()
             if self.disable and self._last_status.get(stage.name) != stage.status:
                 print(f"{stage.name}: {stage.status}{attempt}", file=self.stream)
             self._last_status[stage.name] = stage.status
+        self._update_job_line(job)
+
+    def _update_job_line(self, job: JobView) -> None:
+        """The job's overall estimate on a line below the stage bars ("job: about 3 min left")."""
+        if job.eta_seconds is None or self.disable:
+            return
+        if self._job_line is None:
+            self._job_line = tqdm(
+                total=0, position=len(self._bars), file=self.stream, bar_format="{desc}", leave=True, dynamic_ncols=True
+            )
+        text = describe_eta(job.eta_seconds) if not job.done else job.status
+        self._job_line.set_description_str(f"job: {text} (estimate)" if not job.done else f"job: {text}")
 
     def close(self) -> None:
         """Close every bar (leaving them drawn)."""
         for bar in self._bars.values():
             bar.close()
         self._bars.clear()
+        if self._job_line is not None:
+            self._job_line.close()
+            self._job_line = None
 
     def __enter__(self) -> Self:
         return self

@@ -20,6 +20,7 @@ from shared.broker import Broker, make_broker
 from shared.settings import Settings
 from web_server import api_docs
 from web_server.access_log import install_bounded_access_log
+from web_server.eta_history import StageHistory
 from web_server.janitor import Janitor, run_janitor
 from web_server.metrics import Metrics
 from web_server.orchestration import Orchestrator
@@ -131,7 +132,8 @@ def create_app(settings: Settings, *, broker: Broker | None = None, db: Database
         owned.append(broker)
     store = Store(db)
     webhook_events = WebhookEvents(store, settings)
-    orchestrator = Orchestrator(store, broker, settings, on_change=webhook_events.notify)
+    stage_history = StageHistory(store)
+    orchestrator = Orchestrator(store, broker, settings, stage_history, on_change=webhook_events.notify)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -171,6 +173,7 @@ def create_app(settings: Settings, *, broker: Broker | None = None, db: Database
     app.state.orchestrator = orchestrator
     app.state.metrics = Metrics()
     app.state.queue_positions = QueuePositions(store, settings.queue_snapshot_ms / 1000)
+    app.state.stage_history = stage_history
     app.state.upload_slots = UploadSlots(settings.max_concurrent_uploads_per_key)
     app.state.sse_poll_s = SSE_POLL_S
     install_problem_handlers(app)

@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from shared.settings import Settings
 from web_server.api_keys import key_id_for_token, owner_for_token
+from web_server.eta_history import StageHistory
 from web_server.metrics import Metrics
 from web_server.orchestration import Orchestrator
 from web_server.problems import ApiError
@@ -49,6 +50,11 @@ def get_metrics(request: Request) -> Metrics:
 def get_queue_positions(request: Request) -> QueuePositions:
     """The app's queue-position snapshot."""
     return request.app.state.queue_positions
+
+
+def get_stage_history(request: Request) -> StageHistory:
+    """The app's measured stage durations (the ETA's history)."""
+    return request.app.state.stage_history
 
 
 def get_upload_slots(request: Request) -> UploadSlots:

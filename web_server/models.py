@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.capture.report import CaptureReport
+from shared.eta import EtaBasis
 from shared.messages import StageName
 from shared.options.base import PresetName
 
@@ -56,6 +57,7 @@ class StoredStage(_Stored):
     status: StageStatus = "pending"
     options: dict[str, Any] = Field(default_factory=dict, description="resolved options (preset + overrides)")
     progress: float = 0.0
+    rate: float | None = Field(default=None, description="the worker's smoothed progress rate, fraction per second")
     message: str = ""
     attempt: int = Field(default=0, description="leases granted so far; the n-th grant is attempt n")
     worker_id: str | None = None
@@ -174,6 +176,19 @@ class StagePublic(BaseModel):
     finished_at: datetime | None
     heartbeat_at: datetime | None
     next_attempt_at: datetime | None = Field(description="when a retry will be queued, while it waits its backoff")
+    rate: float | None = Field(
+        default=None, description="the measured progress rate while running, fraction per second (smoothed)"
+    )
+    eta_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        description="estimated seconds until this stage is done; 0 once it finished (succeeded, failed or cancelled)",
+    )
+    eta_basis: EtaBasis = Field(
+        default="done",
+        description="where eta_seconds comes from: 'measured' (this run's rate blended with the prior), "
+        "'history' (earlier runs on the same device class), 'default' (no history yet), 'done'",
+    )
     metrics: dict[str, Any]
     error: ErrorPublic | None
 
@@ -244,6 +259,12 @@ class JobPublic(BaseModel):
     video: VideoPublic
     capture: CaptureReport | None = Field(
         default=None, description="the capture check (verdict, figures, advice) once the sfm stage has run it"
+    )
+    eta_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        description="estimated seconds until the job ends: sfm's remaining time plus the longest training stage's "
+        "(they run side by side); 0 once the job ended. Queue waits are not included",
     )
     stages: dict[StageName, StagePublic]
     artifacts: list[ArtifactPublic]

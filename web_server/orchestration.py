@@ -43,6 +43,7 @@ from shared.messages import STAGES, TRAINING_STAGES, StageName, StageRequest
 from shared.settings import Settings
 from shared.worker_api import ClaimRequest, Heartbeat, HeartbeatReply, Lease, ResultAck, StageResult
 from web_server.artifact_names import is_stage_artifact
+from web_server.eta_history import StageHistory
 from web_server.models import TERMINAL_JOB, TERMINAL_STAGE, JobStatus, StoredError, StoredFile, StoredJob, StoredStage
 from web_server.publisher import StagePublisher
 from web_server.store import ACTIVE_JOB, Store, as_utc
@@ -145,6 +146,8 @@ class Orchestrator:
         store: the database.
         publisher: the broker (``publish(stage, body, *, message_id)``).
         settings: lease length, attempt limit, backoff, requeue delay.
+        stage_history: where a succeeded stage's measured duration is recorded (the ETA's history);
+            None records nothing.
         on_change: told about every job whose status may have changed or whose capture check was recorded.
     """
 
@@ -153,12 +156,14 @@ class Orchestrator:
         store: Store,
         publisher: StagePublisher,
         settings: Settings,
+        stage_history: StageHistory | None = None,
         *,
         on_change: ChangeListener | None = None,
     ) -> None:
         self.store = store
         self.publisher = publisher
         self.settings = settings
+        self.stage_history = stage_history
         self.on_change: ChangeListener = on_change or (lambda _job_id, _now: None)
 
     @property
@@ -334,6 +339,7 @@ class Orchestrator:
             progress=beat.progress,
             message=beat.message,
             capture=beat.capture,
+            rate=beat.rate,
         )
         if renewed:
             if beat.capture is not None:
@@ -416,6 +422,11 @@ class Orchestrator:
             self.store.delete_job_files(job_id, name=f.name, keep={f.file_id})
         for follower in next_stages(stage, job.methods):
             self.publish_stage(job_id, follower, now, expect={"status": "pending"})
+        if self.stage_history is not None:  # the measured duration: the next jobs' ETA (best effort)
+            try:
+                self.stage_history.record(job, stage)
+            except Exception as exc:
+                logger.warning("recording the duration of %s of job %s failed: %s", stage, job_id, exc)
 
     def _record_failure(self, job_id: str, stage: StageName, result: StageResult, now: datetime) -> ResultAck:
         job = self.require_lease(job_id, stage, result.lease_id)

@@ -7,6 +7,7 @@ from datetime import datetime
 from shared.capture.report import CaptureReport
 from shared.messages import STAGES
 from shared.settings import Settings
+from web_server.eta_history import StageEta, StageHistory
 from web_server.models import (
     ArtifactPublic,
     ErrorPublic,
@@ -44,7 +45,9 @@ def _error_public(error: StoredError | None) -> ErrorPublic | None:
     return ErrorPublic(code=error.code, message=error.message, retryable=error.retryable) if error else None
 
 
-def _stage_public(positions: QueuePositions, settings: Settings, name: str, stage: StoredStage) -> StagePublic:
+def _stage_public(
+    positions: QueuePositions, settings: Settings, name: str, stage: StoredStage, eta: StageEta
+) -> StagePublic:
     return StagePublic(
         status=stage.status,
         progress=stage.progress,
@@ -58,23 +61,34 @@ def _stage_public(positions: QueuePositions, settings: Settings, name: str, stag
         finished_at=as_utc(stage.finished_at),
         heartbeat_at=as_utc(stage.heartbeat_at),
         next_attempt_at=as_utc(stage.retry_at) if stage.status == "queued" else None,
+        rate=stage.rate if stage.status == "running" else None,
+        eta_seconds=round(eta.seconds, 1),
+        eta_basis=eta.basis,
         metrics=stage.metrics,
         error=_error_public(stage.error),
     )
 
 
-def job_public(job: StoredJob, *, positions: QueuePositions, settings: Settings, now: datetime) -> JobPublic:
+def job_public(
+    job: StoredJob, *, positions: QueuePositions, history: StageHistory, settings: Settings, now: datetime
+) -> JobPublic:
     """The public view of a job.
 
     Args:
         job: the stored job.
         positions: the queue positions of its queued stages.
+        history: earlier stages' measured durations, for the ETA (``eta_seconds``).
         settings: signing secret, URL lifetime, attempt limit, and the public base URL the artifact
             URLs start with (``settings.public_base_url``, never the request's ``Host``).
-        now: the time the signed URLs are valid from.
+        now: the time the signed URLs are valid from and the ETA is estimated at.
     """
     base_url = settings.public_base_url
-    stages = {name: _stage_public(positions, settings, name, job.stages[name]) for name in STAGES if name in job.stages}
+    eta = history.estimate(job, now)
+    stages = {
+        name: _stage_public(positions, settings, name, job.stages[name], eta.stages[name])
+        for name in STAGES
+        if name in job.stages
+    }
     artifacts = []
     for f in job_files(job):
         query, expires = signed_query(settings.signing_secret, job.id, f.name, now, settings.signed_url_ttl_s)
@@ -103,6 +117,7 @@ def job_public(job: StoredJob, *, positions: QueuePositions, settings: Settings,
         error=_error_public(error),
         video=VideoPublic.model_validate({k: v for k, v in job.video.items() if k in VideoPublic.model_fields}),
         capture=None if job.capture is None else CaptureReport.model_validate(job.capture),
+        eta_seconds=round(eta.seconds, 1),
         stages=stages,
         artifacts=artifacts,
         from_job=job.from_job,

@@ -19,7 +19,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from shared.settings import Settings
-from web_server.deps import OwnerDep, SettingsDep, StoreDep, get_queue_positions
+from web_server.deps import OwnerDep, SettingsDep, StoreDep, get_queue_positions, get_stage_history
 from web_server.models import TERMINAL_JOB, StoredJob
 from web_server.problems import Problem
 from web_server.routers.jobs import owned_job
@@ -42,7 +42,13 @@ def _event(kind: str, data: dict[str, Any], event_id: int | None = None) -> str:
 
 
 def _snapshot(request: Request, settings: Settings, job: StoredJob) -> str:
-    public = job_public(job, positions=get_queue_positions(request), settings=settings, now=utcnow())
+    public = job_public(
+        job,
+        positions=get_queue_positions(request),
+        history=get_stage_history(request),
+        settings=settings,
+        now=utcnow(),
+    )
     return _event("job", public.model_dump(mode="json"), job.version)
 
 

@@ -21,6 +21,7 @@ from web_server.deps import (
     UploadSlotsDep,
     get_queue_positions,
     get_settings,
+    get_stage_history,
 )
 from web_server.intake import accept_upload
 from web_server.models import JobList, JobPublic, JobStatus, RunCreate, RunList, StoredJob
@@ -134,7 +135,13 @@ async def create_job(
 
 def _public(request: Request, job: StoredJob) -> JobPublic:
     """The public view of ``job`` with this app's settings and queue positions."""
-    return job_public(job, positions=get_queue_positions(request), settings=get_settings(request), now=utcnow())
+    return job_public(
+        job,
+        positions=get_queue_positions(request),
+        history=get_stage_history(request),
+        settings=get_settings(request),
+        now=utcnow(),
+    )
 
 
 def _encode_cursor(created_at: datetime, job_id: str) -> str:

@@ -1,11 +1,12 @@
-"""MongoDB access: the ``jobs``, ``api_keys`` and ``workers`` collections and the ``files`` GridFS bucket.
+"""MongoDB access: the ``jobs``, ``api_keys``, ``workers``, ``stage_timings`` collections and the ``files`` bucket.
 
 The one place that queries MongoDB (the FastAPI full-stack template's ``crud.py``): routers and
 helpers call the named, typed methods of :class:`Store` and never a collection. The parts, one
 module each: :mod:`~web_server.store.jobs` (job reads and the conditional writes of the job state
-machine), :mod:`~web_server.store.files` (the bucket), :mod:`~web_server.store.keys` (API keys), :mod:`~web_server.store.webhooks` (webhook secrets and outboxes),
-:mod:`~web_server.store.workers` (worker announcements); :mod:`~web_server.store.base` holds the
-connection and the collections.
+machine), :mod:`~web_server.store.files` (the bucket), :mod:`~web_server.store.keys` (API keys),
+:mod:`~web_server.store.webhooks` (webhook secrets and outboxes), :mod:`~web_server.store.workers` (worker
+announcements), :mod:`~web_server.store.timings` (stage durations, the ETA's history);
+:mod:`~web_server.store.base` holds the connection and the collections.
 
 Every state change is one atomic ``find_one_and_update``/``update_one`` whose filter states the
 condition it relies on (a lease, a status, a version); no transactions, no change streams, so a
@@ -19,6 +20,7 @@ from web_server.store.base import ACTIVE_JOB, CHUNK_SIZE, FILES_BUCKET, as_utc, 
 from web_server.store.files import BucketFile, FileQueries, FileUpload
 from web_server.store.jobs import JobQueries
 from web_server.store.keys import KeyQueries
+from web_server.store.timings import TimingQueries
 from web_server.store.webhooks import WebhookQueries
 from web_server.store.workers import WorkerQueries
 
@@ -36,7 +38,7 @@ __all__ = [
 ]
 
 
-class Store(JobQueries, FileQueries, KeyQueries, WebhookQueries, WorkerQueries):
+class Store(JobQueries, FileQueries, KeyQueries, WebhookQueries, WorkerQueries, TimingQueries):
     """The collections and the file bucket of one database, with every query the server runs.
 
     Args:
@@ -61,6 +63,7 @@ class Store(JobQueries, FileQueries, KeyQueries, WebhookQueries, WorkerQueries):
         self.jobs.create_index([("shared_file_ids", 1)])
         self.api_keys.create_index([("token_sha256", 1)], unique=True)
         self.workers.create_index([("announced_at", -1)])
+        self.stage_timings.create_index([("stage", 1), ("device", 1), ("finished_at", -1)])
         self.file_docs.create_index([("metadata.job_id", 1), ("metadata.name", 1)])
         self.file_docs.create_index([("filename", 1), ("uploadDate", 1)])
         self.chunk_docs.create_index([("files_id", 1), ("n", 1)], unique=True)

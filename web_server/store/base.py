@@ -74,6 +74,7 @@ class Collections:
         self.jobs: Collection[Any] = db["jobs"]
         self.api_keys: Collection[Any] = db["api_keys"]
         self.workers: Collection[Any] = db["workers"]
+        self.stage_timings: Collection[Any] = db["stage_timings"]
         self.files = gridfs.GridFSBucket(db, bucket_name=FILES_BUCKET, chunk_size_bytes=CHUNK_SIZE)
         self.file_docs: Collection[Any] = db[f"{FILES_BUCKET}.files"]
         self.chunk_docs: Collection[Any] = db[f"{FILES_BUCKET}.chunks"]

@@ -319,6 +319,7 @@ class JobQueries(Collections):
                     f"{p}.heartbeat_at": now,
                     f"{p}.retry_at": None,
                     f"{p}.progress": 0.0,
+                    f"{p}.rate": None,
                     f"{p}.message": f"started on {worker_id}",
                 },
                 "$inc": {f"{p}.attempt": 1, "version": 1},
@@ -338,6 +339,7 @@ class JobQueries(Collections):
         progress: float,
         message: str,
         capture: CaptureReport | None = None,
+        rate: float | None = None,
     ) -> bool:
         """A heartbeat: extend the running stage's lease ``lease_id`` and record progress (and the job's capture check).
 
@@ -354,6 +356,8 @@ class JobQueries(Collections):
         }
         if capture is not None:  # the capture check (sfm): the job's `capture`, as soon as known
             fields["capture"] = capture.model_dump(mode="json")
+        if rate is not None:  # the worker's smoothed progress rate: the running stage's ETA
+            fields[f"{p}.rate"] = rate
         doc = self.jobs.find_one_and_update(
             {"_id": job_id, "status": _ACTIVE, f"{p}.lease_id": lease_id, f"{p}.status": "running"},
             {"$set": fields, "$inc": {"version": 1}},
@@ -378,6 +382,7 @@ class JobQueries(Collections):
                     f"{p}.queued_at": now,
                     f"{p}.retry_at": None,
                     f"{p}.progress": 0.0,
+                    f"{p}.rate": None,
                     f"{p}.message": "waiting for a worker (the last one stopped)",
                     "updated_at": now,
                 },

@@ -20,3 +20,8 @@ class WorkerQueries(Collections):
         """The device of the training worker that announced itself last, or None when none has."""
         doc = self.workers.find_one({}, {"device": 1}, sort=[("announced_at", -1)])
         return None if doc is None else str(doc["device"])
+
+    def worker_devices(self) -> dict[str, tuple[str, str]]:
+        """Every announced worker: worker id → ``(stage, device)``, newest announcement first."""
+        docs = self.workers.find({}, {"stage": 1, "device": 1}, sort=[("announced_at", -1)])
+        return {str(doc["_id"]): (str(doc.get("stage", "")), str(doc.get("device", ""))) for doc in docs}

@@ -23,6 +23,31 @@ export function formatSeconds(s) {
   return `${Math.floor(m / 60)} h ${String(m % 60).padStart(2, "0")} min`;
 }
 
+/**
+ * An estimate of time left in words, as `vid2scene wait` prints it (shared/eta.py `describe_eta`).
+ * @returns {string} e.g. "about 3 min left", "less than a minute left", "" when unknown.
+ */
+export function formatEta(s) {
+  if (s === null || s === undefined || !Number.isFinite(s)) return "";
+  if (s <= 0) return "done";
+  if (s < 45) return "less than a minute left";
+  const m = Math.round(s / 60);
+  if (m < 60) return `about ${m} min left`;
+  const rest = m % 60;
+  return rest ? `about ${Math.floor(m / 60)} h ${String(rest).padStart(2, "0")} min left` : `about ${Math.floor(m / 60)} h left`;
+}
+
+/**
+ * The server's estimate counted down since it was received (a running estimate falls between snapshots).
+ * @param {number} eta seconds left when the snapshot was taken.
+ * @param {number} receivedAt `Date.now()` when it arrived.
+ * @returns {number} seconds left now, never below 1 while the job still runs.
+ */
+export function etaNow(eta, receivedAt) {
+  if (!Number.isFinite(eta) || eta <= 0) return 0;
+  return Math.max(1, eta - (Date.now() - receivedAt) / 1000);
+}
+
 /** @returns {string} a local date and time for an ISO time stamp. */
 export function formatTime(iso) {
   if (!iso) return "";

@@ -1,7 +1,7 @@
 // The home page: the upload form and the live list of the caller's jobs.
 import { ApiError, api, followEvents, uploadJob } from "./api.js";
 import { h, redrawKeepingFocus, replaceChildren } from "./dom.js";
-import { ACTIVE, STAGE_LABELS, formatBytes, formatTime } from "./format.js";
+import { ACTIVE, STAGE_LABELS, formatBytes, formatEta, formatTime } from "./format.js";
 
 /**
  * Render the home page into `root`.
@@ -193,7 +193,7 @@ function jobItem(job, ctx, reload) {
       { class: `stage-mini status-${stage.status}` },
       h("span", { class: "stage-name", text: STAGE_LABELS[name] || name }),
       h("progress", { max: 1, value: stage.progress, "aria-label": `${STAGE_LABELS[name] || name} progress` }),
-      h("span", { class: "stage-state", text: stage.status === "running" ? `${Math.round(stage.progress * 100)} %` : stage.status }),
+      h("span", { class: "stage-state", text: stage.status === "running" ? `${Math.round(stage.progress * 100)} %${stage.eta_seconds ? ` · ${formatEta(stage.eta_seconds)}` : ""}` : stage.status }),
     ),
   );
   const act = async (fn) => {

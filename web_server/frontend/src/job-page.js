@@ -5,7 +5,7 @@
 import { api, followEvents } from "./api.js";
 import { h, redrawKeepingFocus, replaceChildren } from "./dom.js";
 import { drawRuns, rerunForm } from "./runs.js";
-import { ACTIVE, STAGE_LABELS, elapsed, formatBytes, formatSeconds, formatTime, metricRows } from "./format.js";
+import { ACTIVE, STAGE_LABELS, elapsed, etaNow, formatBytes, formatEta, formatSeconds, formatTime, metricRows } from "./format.js";
 
 /** Above this size the viewer waits for a click before downloading the scene. */
 const AUTOLOAD_BYTES = 64e6;
@@ -23,6 +23,7 @@ export function renderJob(root, jobId, ctx) {
   const heading = h("h1", { id: "job-title", text: "Job" });
   const badge = h("span", { class: "badge", id: "job-status", role: "status" });
   const summary = h("p", { class: "muted", id: "job-summary" });
+  const eta = h("p", { class: "eta", id: "job-eta", role: "status", hidden: true });
   const jobError = h("p", { class: "error", id: "job-error", hidden: true });
   const capture = h("div", { class: "capture", id: "job-capture", hidden: true });
   const actions = h("div", { class: "row" });
@@ -39,7 +40,7 @@ export function renderJob(root, jobId, ctx) {
   const layout = h(
     "div",
     { class: "job-layout" },
-    h("section", { class: "card area-head", "aria-labelledby": "job-title" }, h("div", { class: "job-head" }, heading, badge), summary, capture, jobError, actions),
+    h("section", { class: "card area-head", "aria-labelledby": "job-title" }, h("div", { class: "job-head" }, heading, badge), summary, eta, capture, jobError, actions),
     viewerSection,
     videoSection,
     h("section", { class: "card area-stages", "aria-labelledby": "timeline-title" }, h("h2", { id: "timeline-title", text: "Stages" }), timeline),
@@ -55,7 +56,17 @@ export function renderJob(root, jobId, ctx) {
   let job = null;
   let stopped = false;
   let runsLoadedFor = null;
-  const ticker = setInterval(() => job && ACTIVE.has(job.status) && drawTimeline(timeline, job, openMetrics), 1000);
+  let receivedAt = Date.now();
+  const drawEta = () => {
+    const left = ACTIVE.has(job.status) ? etaNow(job.eta_seconds, receivedAt) : 0;
+    eta.hidden = !left;
+    eta.textContent = left ? `${formatEta(left)} (estimate)` : "";
+  };
+  const ticker = setInterval(() => {
+    if (!job || !ACTIVE.has(job.status)) return;
+    drawEta();
+    drawTimeline(timeline, job, openMetrics, receivedAt);
+  }, 1000);
 
   const startViewer = (artifact) => {
     viewerStarted = true;
@@ -73,6 +84,7 @@ export function renderJob(root, jobId, ctx) {
 
   const draw = (next) => {
     job = next;
+    receivedAt = Date.now();
     const title = job.name || `Job ${job.id.slice(0, 8)}`;
     heading.textContent = title;
     document.title = `${title} · vid2scene`;
@@ -87,7 +99,8 @@ export function renderJob(root, jobId, ctx) {
     jobError.hidden = !job.error;
     jobError.textContent = job.error ? `${job.error.message} (${job.error.code})` : "";
     drawActions(actions, job, ctx, (j) => j && draw(j));
-    drawTimeline(timeline, job, openMetrics);
+    drawEta();
+    drawTimeline(timeline, job, openMetrics, receivedAt);
     drawDownloads(downloads, job.artifacts);
     if (!ACTIVE.has(job.status) && runsLoadedFor !== job.status) {
       runsLoadedFor = job.status;
@@ -209,8 +222,9 @@ function drawActions(el, job, ctx, onChange) {
 /**
  * The stage timeline: one entry per stage with status, progress, message, times and metrics.
  * @param {Set<string>} openMetrics stages whose "All metrics" list is open (kept across redraws).
+ * @param {number} receivedAt `Date.now()` when the snapshot arrived: a running stage's estimate counts down from it.
  */
-function drawTimeline(el, job, openMetrics) {
+function drawTimeline(el, job, openMetrics, receivedAt) {
   const items = Object.entries(job.stages).map(([name, s]) => {
     const took = s.started_at ? formatSeconds(elapsed(s.started_at, s.finished_at)) : "";
     const when = [];
@@ -219,6 +233,11 @@ function drawTimeline(el, job, openMetrics) {
     if (took) when.push(s.finished_at ? `took ${took}` : `running for ${took}`);
     if (s.attempt > 1) when.push(`attempt ${s.attempt} of ${s.max_attempts}`);
     if (s.next_attempt_at) when.push(`retry at ${formatTime(s.next_attempt_at)}`);
+    if (ACTIVE.has(s.status) || s.status === "pending") {
+      const left = s.status === "running" ? etaNow(s.eta_seconds, receivedAt) : s.eta_seconds;
+      const text = formatEta(left);
+      if (text && ACTIVE.has(job.status)) when.push(s.status === "running" ? text : `takes ${text.replace(/ left$/, "")}`);
+    }
     const rows = metricRows(s.metrics || {});
     return h(
       "li",
