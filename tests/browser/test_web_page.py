@@ -227,6 +227,22 @@ def test_the_job_page_fits_a_phone_screen(
         context.close()
 
 
+def test_the_finished_job_lists_its_runs_with_held_out_psnr(
+    browser: Any, local_stack: Any, finished_job: FinishedJob
+) -> None:
+    """The Runs card: the uploaded job is the current row, with its splats' held-out PSNR, and the form to train again."""
+    context = browser.new_context(viewport=DESKTOP)
+    try:
+        page = context.new_page()
+        page.goto(f"{local_stack.url}/#/jobs/{finished_job.job_id}")
+        row = page.wait_for_selector(f"#runs-table tr.current[data-job='{finished_job.job_id}']", timeout=60_000)
+        psnr = row.query_selector("td[data-psnr=gs]")
+        assert psnr is not None and re.fullmatch(r"\d+\.\d\d dB", psnr.text_content() or ""), row.inner_text()
+        assert page.query_selector("#rerun-form") is not None
+    finally:
+        context.close()
+
+
 def test_a_file_that_is_not_a_video_is_refused_with_the_apis_words(
     browser: Any, local_stack: Any, tmp_path: Path
 ) -> None:

@@ -35,7 +35,11 @@ export function drawRuns(el, family, currentId) {
     );
   });
   const note = h("p", { class: "muted small", text: `${family.items.length - 1} of ${family.max_runs} runs · held-out PSNR on every 8th frame, higher is better` });
-  replaceChildren(el, h("table", { class: "runs", id: "runs-table" }, h("thead", {}, head), h("tbody", {}, rows)), note);
+  replaceChildren(
+    el,
+    h("div", { class: "runs-scroll" }, h("table", { class: "runs", id: "runs-table" }, h("thead", {}, head), h("tbody", {}, rows))),
+    note,
+  );
 }
 
 /**
