@@ -282,7 +282,7 @@ class Orchestrator:
             max_attempts=self.settings.max_attempts,
         )
         if stage_doc is None:
-            raise self._claim_conflict(job_id, stage, request)
+            raise self._claim_conflict(job_id, stage, request, now)
         self.on_change(job_id, now)
         return Lease(
             lease_id=lease_id,
@@ -292,7 +292,7 @@ class Orchestrator:
             heartbeat_s=self.heartbeat_s,
         )
 
-    def _claim_conflict(self, job_id: str, stage: StageName, request: ClaimRequest) -> Exception:
+    def _claim_conflict(self, job_id: str, stage: StageName, request: ClaimRequest, now: datetime) -> Exception:
         job = self.get(job_id)
         if job is None:
             return LeaseConflictError("JOB_GONE", "The job was deleted.")
@@ -307,6 +307,13 @@ class Orchestrator:
             return LeaseConflictError("STAGE_FINISHED", f"The {stage} stage is not queued yet.")
         if current.attempt >= self.settings.max_attempts:
             return LeaseConflictError("ALREADY_CLAIMED", f"The {stage} stage used all {current.attempt} attempts.")
+        retry_at = as_utc(current.retry_at)
+        if current.status == "queued" and retry_at is not None and retry_at > as_utc(now):
+            return LeaseConflictError(
+                "ALREADY_CLAIMED",
+                f"Attempt {current.attempt + 1} of {stage} waits for its retry backoff until {retry_at}; "
+                "it is published then (drop this message).",
+            )
         expires = as_utc(current.lease_expires_at)
         why = " (a redelivered message of a stage whose holder is alive: drop it)" if request.redelivered else ""
         return LeaseConflictError(

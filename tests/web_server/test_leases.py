@@ -133,6 +133,30 @@ def test_retry_waits_for_its_backoff_before_it_is_published(server_factory, tiny
     assert [r.attempt for r in server.broker.requests_for("sfm")] == [1, 2]
 
 
+def test_a_stray_copy_of_the_first_message_cannot_start_the_retry_before_its_backoff(
+    server_factory, tiny_video: bytes
+) -> None:
+    server = server_factory(retry_backoff_s=30.0)
+    worker = FakeWorker(server)
+    job_id = _job(server, tiny_video)
+    (sfm,) = server.broker.requests_for("sfm")
+    lease_id = worker.claim(sfm).json()["lease_id"]
+    assert worker.fail(sfm, lease_id, "INTERNAL", retryable=True).json()["retry_scheduled"] is True
+    stray = ClaimRequest(message_id=sfm.message_id, attempt=1, worker_id="b", redelivered=True)
+    with pytest.raises(LeaseConflictError) as refused:
+        server.orchestrator.claim(job_id, "sfm", stray, utcnow())
+    assert refused.value.code == "ALREADY_CLAIMED" and "backoff" in refused.value.detail
+    stage = _get(server, job_id)["stages"]["sfm"]
+    assert (stage["status"], stage["attempt"]) == ("queued", 1)
+    due = utcnow() + timedelta(seconds=31)
+    server.orchestrator.publish_due_retries(due)
+    retry = server.broker.requests_for("sfm")[-1]
+    lease = server.orchestrator.claim(
+        job_id, "sfm", ClaimRequest(message_id=retry.message_id, attempt=2, worker_id="b"), due
+    )
+    assert lease.attempt == 2
+
+
 def test_permanent_failure_fails_the_job_at_once(server: Server, worker: FakeWorker, tiny_video: bytes) -> None:
     job_id = _job(server, tiny_video, methods="gs,nerf")
     (sfm,) = server.broker.requests_for("sfm")

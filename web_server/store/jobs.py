@@ -294,14 +294,17 @@ class JobQueries(Collections):
         """Grant a lease on a stage that is ``queued``, or ``running`` with an expired lease; never a live lease.
 
         The job becomes ``running`` and the stage's ``attempt`` is incremented; no grant when the
-        stage already used ``max_attempts``.
+        stage already used ``max_attempts``, nor while a retry waits out its backoff (``retry_at`` in the
+        future): a stray copy of an earlier message (a broker redelivery, a duplicate) must not start the
+        retry early; the reaper publishes it when it is due.
 
         Returns:
             The stage as written (its new ``attempt``, its ``options``), or None when not granted.
         """
         p = _stage_path(stage)
         takeovers: list[dict[str, Any]] = [
-            {f"{p}.status": "queued"},
+            {f"{p}.status": "queued", f"{p}.retry_at": None},
+            {f"{p}.status": "queued", f"{p}.retry_at": {"$lte": now}},
             {f"{p}.status": "running", f"{p}.lease_expires_at": {"$lte": now}},
         ]
         doc = self.jobs.find_one_and_update(
