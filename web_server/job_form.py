@@ -98,15 +98,17 @@ def request_fingerprint(video_sha256: str, form: JobCreate) -> str:
     Fields are compared as validated (``methods`` de-duplicated, ``options`` as parsed JSON with
     sorted keys), so the same request sent with other whitespace or field order matches.
     """
+    fields: dict[str, Any] = {
+        "video_sha256": video_sha256,
+        "methods": form.methods,
+        "preset": form.preset,
+        "name": form.name,
+        "options": form.options,
+    }
+    if form.webhook_url is not None:  # only when set: keys of uploads made before webhooks keep their fingerprint
+        fields["webhook_url"] = form.webhook_url
     canonical = json.dumps(
-        {
-            "video_sha256": video_sha256,
-            "methods": form.methods,
-            "preset": form.preset,
-            "name": form.name,
-            "options": form.options,
-            "webhook_url": form.webhook_url,
-        },
+        fields,
         sort_keys=True,
         separators=(",", ":"),
     )

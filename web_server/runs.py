@@ -203,6 +203,7 @@ def start_run(
     )
     try:
         store.insert_job(job)
+        orchestrator.on_change(job.id, now)
     except DuplicateKeyError:  # a concurrent request with the same key won the race
         first = store.find_job_by_idempotency_key(owner, idempotency_key)
         if first is None:

@@ -92,7 +92,7 @@ def test_camera_turning_on_the_spot_fails_with_too_few_frames_registered_and_the
         run_sfm(turning_video, out_dir, options)
     assert err.value.code == ErrorCode.TOO_FEW_FRAMES_REGISTERED, err.value.message
     registered = err.value.details["frames_registered"]
-    assert registered < 8
+    assert isinstance(registered, int) and registered < 8
     assert f"COLMAP registered {registered} of 16 frames (at least 8 needed)" in err.value.message
     assert err.value.details["fallback_used"] is True  # the stronger matching was tried before giving up
     assert list((tmp_path / "out").iterdir()) == []

@@ -64,6 +64,7 @@ class Store(JobQueries, FileQueries, KeyQueries, WebhookQueries, WorkerQueries, 
         self.api_keys.create_index([("token_sha256", 1)], unique=True)
         self.workers.create_index([("announced_at", -1)])
         self.stage_timings.create_index([("stage", 1), ("device", 1), ("finished_at", -1)])
+        self.stage_timings.create_index([("job_id", 1), ("stage", 1)], unique=True)  # record_stage_timing's upsert
         self.file_docs.create_index([("metadata.job_id", 1), ("metadata.name", 1)])
         self.file_docs.create_index([("filename", 1), ("uploadDate", 1)])
         self.chunk_docs.create_index([("files_id", 1), ("n", 1)], unique=True)

@@ -1,4 +1,6 @@
-"""The database handle and the collections every store part reads: ``jobs``, ``api_keys``, ``workers``, ``files``.
+"""The database handle and the collections the store parts read.
+
+The collections: ``jobs``, ``api_keys``, ``workers``, ``stage_timings`` and the ``files`` bucket.
 
 Only the modules of this package touch these collections (``tests/web_server/test_store_boundary.py``
 checks it); everything else calls the named methods of :class:`web_server.store.Store`.
