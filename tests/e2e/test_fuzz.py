@@ -23,6 +23,7 @@ from tests.conftest import skip_or_fail
 from tests.e2e.fuzz_hooks import ARTIFACT_NAMES_ENV, JOB_IDS_ENV
 from tests.e2e.stack import REPO_ROOT, ServiceStack, tiny_options
 from tests.fixtures.executables import find_executable
+from vid2scene.client import ServerError
 
 pytestmark = [pytest.mark.service, pytest.mark.slow, pytest.mark.timeout(400)]
 
@@ -104,16 +105,32 @@ def _paths_requested(service: ServiceStack) -> str:
     return service.server.log_path.read_text(errors="replace")
 
 
+def _cancel_active_jobs(service: ServiceStack, api_key: str) -> None:
+    """Cancel every queued or running job of the key: the runs the fuzzer started (``POST …/runs`` of a finished
+    real job with any preset) would otherwise keep the shared stack's workers busy for the next tests."""
+    with service.client(api_key) as client:
+        for status in ("queued", "running"):
+            while active := client.list(limit=100, status=status).jobs:
+                for job in active:
+                    try:
+                        client.cancel(job.id)
+                    except ServerError as exc:  # it ended meanwhile
+                        assert exc.code == "JOB_FINISHED", exc
+
+
 def test_fuzzed_public_api_requests_with_real_and_unknown_job_ids_never_get_a_server_error(
     service: ServiceStack, real_jobs: RealJobs, tmp_path: Path
 ) -> None:
-    # The artifact routes first, on their own: in one time-boxed run over every route a busy machine may run
-    # out of time before reaching them (creating runs of the real jobs queues real training).
-    _schemathesis(service, real_jobs.api_key, r"^/v1/jobs/\{[a-z_]+\}/artifacts/", tmp_path, real_jobs)
-    log = _paths_requested(service)
-    assert any(f"/v1/jobs/{job_id}/artifacts/" in log for job_id in real_jobs.job_ids)
-    _schemathesis(service, real_jobs.api_key, r"^/(v1|healthz|readyz|metrics)", tmp_path, real_jobs)
-    assert "/v1/jobs/" in _paths_requested(service)[len(log) :]
+    try:
+        # The artifact routes first, on their own: in one time-boxed run over every route a busy machine may
+        # run out of time before reaching them.
+        _schemathesis(service, real_jobs.api_key, r"^/v1/jobs/\{[a-z_]+\}/artifacts/", tmp_path, real_jobs)
+        log = _paths_requested(service)
+        assert any(f"/v1/jobs/{job_id}/artifacts/" in log for job_id in real_jobs.job_ids)
+        _schemathesis(service, real_jobs.api_key, r"^/(v1|healthz|readyz|metrics)", tmp_path, real_jobs)
+        assert "/v1/jobs/" in _paths_requested(service)[len(log) :]
+    finally:
+        _cancel_active_jobs(service, real_jobs.api_key)
 
 
 def test_fuzzed_worker_api_requests_with_real_and_unknown_job_ids_never_get_a_server_error(
