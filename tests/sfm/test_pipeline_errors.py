@@ -80,20 +80,37 @@ def turning_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return video
 
 
+def test_the_shipped_options_refuse_a_camera_turning_on_the_spot(turning_video: Path, tmp_path: Path) -> None:
+    """The shipped preview options (pinned to one thread and a seed, as COLMAP's own tests do) refuse it.
+
+    Which of the two checks refuses depends on how many of these parallax-free frames COLMAP registers
+    from texture alone, and that count is not the same on every machine even with one thread and a seed
+    (7 of 16 on one checkout, 8 or more on another with the same packages): under the 0.5 share it is
+    TOO_FEW_FRAMES_REGISTERED, at or above it the camera-motion check's VIDEO_TOO_SHORT. Either way the job
+    fails with advice, and nothing is written.
+    """
+    options = SfmOptions.from_preset("preview", num_threads=1, seed=0)
+    with pytest.raises(StageError) as err:
+        run_sfm(turning_video, tmp_path / "out" / "scene", options)
+    assert err.value.code in (ErrorCode.TOO_FEW_FRAMES_REGISTERED, ErrorCode.VIDEO_TOO_SHORT), err.value.message
+    if err.value.code == ErrorCode.VIDEO_TOO_SHORT:
+        assert "turned on the spot" in err.value.message
+    assert list((tmp_path / "out").iterdir()) == []
+
+
 def test_camera_turning_on_the_spot_fails_with_too_few_frames_registered_and_the_counts(
     turning_video: Path, tmp_path: Path
 ) -> None:
-    """The shipped preview options, pinned to one thread and a seed as COLMAP's own tests do, so the outcome is
-    the same on every run (the fixture's frames and its encoding are deterministic): COLMAP registers 7 of the
-    16 frames, under the shipped 0.5 share, after trying the stronger matching."""
-    options = SfmOptions.from_preset("preview", num_threads=1, seed=0)
+    """The registration check itself, with the share raised above what COLMAP registers from texture alone
+    (at most 10 of 16 here), so this check and not the camera-motion one is the one that refuses."""
+    options = SfmOptions.from_preset("preview", min_registered_fraction=0.9, num_threads=1, seed=0)
     out_dir = tmp_path / "out" / "scene"
     with pytest.raises(StageError) as err:
         run_sfm(turning_video, out_dir, options)
     assert err.value.code == ErrorCode.TOO_FEW_FRAMES_REGISTERED, err.value.message
     registered = err.value.details["frames_registered"]
-    assert isinstance(registered, int) and registered < 8
-    assert f"COLMAP registered {registered} of 16 frames (at least 8 needed)" in err.value.message
+    assert isinstance(registered, int) and registered < 15
+    assert f"COLMAP registered {registered} of 16 frames (at least 15 needed)" in err.value.message
     assert err.value.details["fallback_used"] is True  # the stronger matching was tried before giving up
     assert list((tmp_path / "out").iterdir()) == []
 

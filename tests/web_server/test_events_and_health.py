@@ -34,8 +34,7 @@ def test_job_events_send_a_snapshot_per_change_and_close_when_the_job_ends(
     job_id = server.submit(tiny_video).json()["id"]
     (sfm,) = server.broker.requests_for("sfm")
 
-    def act() -> None:
-        time.sleep(0.3)
+    def act() -> None:  # started once the stream's first snapshot arrived, so no change can precede it
         lease_id = worker.claim(sfm).json()["lease_id"]
         time.sleep(0.3)
         worker.heartbeat(sfm, lease_id, 0.5, "half way")
@@ -43,11 +42,13 @@ def test_job_events_send_a_snapshot_per_change_and_close_when_the_job_ends(
         server.orchestrator.cancel(job_id, utcnow())
 
     with live_server(server.client.app) as base:
-        actor = threading.Thread(target=act)
-        actor.start()
         with httpx.stream("GET", f"{base}/v1/jobs/{job_id}/events", headers=server.auth(), timeout=20) as response:
             assert response.headers["content-type"].startswith("text/event-stream")
-            events = _events(response.iter_lines(), 100)  # ends when the server closes the stream
+            lines = response.iter_lines()
+            events = _events(lines, 1)
+            actor = threading.Thread(target=act)
+            actor.start()
+            events += _events(lines, 100)  # ends when the server closes the stream
         actor.join()
     statuses = [data["status"] for _, data in events]
     assert statuses[0] == "queued"
@@ -60,17 +61,14 @@ def test_all_events_follow_every_job_of_the_caller_only(server: Server, tiny_vid
     server.client.app.state.sse_poll_s = 0.05
     mine = server.submit(tiny_video).json()["id"]
     server.submit(tiny_video, owner="bob")
-
-    def act() -> None:
-        time.sleep(0.3)
+    with (
+        live_server(server.client.app) as base,
+        httpx.stream("GET", f"{base}/v1/events", headers=server.auth(), timeout=20) as response,
+    ):
+        lines = response.iter_lines()
+        events = _events(lines, 1)  # the snapshot of the active jobs, before anything changes
         server.orchestrator.cancel(mine, utcnow())
-
-    with live_server(server.client.app) as base:
-        actor = threading.Thread(target=act)
-        actor.start()
-        with httpx.stream("GET", f"{base}/v1/events", headers=server.auth(), timeout=20) as response:
-            events = _events(response.iter_lines(), 2)
-        actor.join()
+        events += _events(lines, 1)
     assert [(name, data["id"], data["status"]) for name, data in events] == [
         ("job", mine, "queued"),
         ("job", mine, "cancelled"),
