@@ -159,6 +159,7 @@ def test_the_job_page_shows_the_capture_verdict_and_advice_at_the_top(finished_j
 def test_the_viewer_shows_the_scene_and_changes_when_orbited(finished_job: FinishedJob, screenshot_dir: Path) -> None:
     page = finished_job.page
     page.wait_for_selector("#viewer-canvas[data-loaded=true]", timeout=60_000)
+    page.wait_for_selector("#runs-table", timeout=60_000)  # the last card a finished job draws: the layout is final
     canvas = page.locator("#viewer-canvas")
     canvas.scroll_into_view_if_needed()
     before = _settled_canvas(page)
