@@ -117,13 +117,19 @@ def test_retryable_failure_is_published_again_as_attempt_two(
     assert worker.claim(retry).json()["attempt"] == 2
 
 
-def test_retry_waits_for_its_backoff_before_it_is_published(server_factory, tiny_video: bytes) -> None:
+def _failed_once_with_a_30_s_backoff(server_factory: Any, video: bytes) -> tuple[Server, str, Any]:
+    """A server with a 30 s retry backoff and a job whose first sfm attempt failed (retryable): the retry waits."""
     server = server_factory(retry_backoff_s=30.0)
     worker = FakeWorker(server)
-    job_id = _job(server, tiny_video)
+    job_id = _job(server, video)
     (sfm,) = server.broker.requests_for("sfm")
     lease_id = worker.claim(sfm).json()["lease_id"]
     assert worker.fail(sfm, lease_id, "INTERNAL", retryable=True).json()["retry_scheduled"] is True
+    return server, job_id, sfm
+
+
+def test_retry_waits_for_its_backoff_before_it_is_published(server_factory, tiny_video: bytes) -> None:
+    server, job_id, _ = _failed_once_with_a_30_s_backoff(server_factory, tiny_video)
     assert len(server.broker.requests_for("sfm")) == 1
     waiting = _get(server, job_id)["stages"]["sfm"]
     assert waiting["next_attempt_at"] is not None
@@ -136,12 +142,7 @@ def test_retry_waits_for_its_backoff_before_it_is_published(server_factory, tiny
 def test_a_stray_copy_of_the_first_message_cannot_start_the_retry_before_its_backoff(
     server_factory, tiny_video: bytes
 ) -> None:
-    server = server_factory(retry_backoff_s=30.0)
-    worker = FakeWorker(server)
-    job_id = _job(server, tiny_video)
-    (sfm,) = server.broker.requests_for("sfm")
-    lease_id = worker.claim(sfm).json()["lease_id"]
-    assert worker.fail(sfm, lease_id, "INTERNAL", retryable=True).json()["retry_scheduled"] is True
+    server, job_id, sfm = _failed_once_with_a_30_s_backoff(server_factory, tiny_video)
     stray = ClaimRequest(message_id=sfm.message_id, attempt=1, worker_id="b", redelivered=True)
     with pytest.raises(LeaseConflictError) as refused:
         server.orchestrator.claim(job_id, "sfm", stray, utcnow())
