@@ -50,6 +50,8 @@ from web_server.store import ACTIVE_JOB, Store, as_utc
 
 logger = logging.getLogger(__name__)
 
+#: How long after its creation a job's ``sfm`` stage may still be ``pending`` before the reaper queues it.
+NEW_JOB_PUBLISH_GRACE_S = 60.0
 #: Called with ``(job_id, now)`` after a write that may change a job's status or record its capture
 #: check (the webhook outbox: :class:`web_server.webhook_events.WebhookEvents`); it must not raise.
 ChangeListener = Callable[[str, datetime], None]
@@ -562,6 +564,13 @@ class Orchestrator:
         for stage in STAGES:
             for job_id, stage_doc in self.store.find_expired_leases(stage, now):
                 self._expire_lease(job_id, stage, stage_doc, now, report)
+            # A crash between a job's insert and its first publish leaves sfm pending (a new job, or a
+            # run whose SfM runs again); the grace keeps the reaper out of the normal milliseconds between.
+            if stage == "sfm":
+                created_before = now - timedelta(seconds=NEW_JOB_PUBLISH_GRACE_S)
+                for job_id in self.store.find_unqueued_new_jobs(created_before):
+                    if self.publish_stage(job_id, stage, now, expect={"status": "pending"}):
+                        report.published.append(job_id)
             # A crash between sfm's success and the training stages' publish leaves them pending.
             if stage in TRAINING_STAGES:
                 for job_id in self.store.find_pending_after_sfm(stage):

@@ -252,6 +252,18 @@ def test_reaper_publishes_training_stages_left_pending_after_sfm_succeeded(
     assert _get(server, job_id)["stages"]["gs"]["status"] == "queued"
 
 
+def test_reaper_queues_the_sfm_stage_of_a_job_inserted_but_never_published(server: Server, tiny_video: bytes) -> None:
+    job_id = _job(server, tiny_video)
+    # Simulate a server that crashed between inserting the job and queueing its sfm stage.
+    server.db.jobs.update_one({"_id": job_id}, {"$set": {"stages.sfm.status": "pending", "stages.sfm.queued_at": None}})
+    server.orchestrator.reap(utcnow())  # within the grace: the creating request may still be on its way
+    assert len(server.broker.requests_for("sfm")) == 1
+    assert _get(server, job_id)["stages"]["sfm"]["status"] == "pending"
+    server.orchestrator.reap(utcnow() + timedelta(seconds=61))
+    assert len(server.broker.requests_for("sfm")) == 2
+    assert _get(server, job_id)["stages"]["sfm"]["status"] == "queued"
+
+
 def test_worker_api_rejects_artifact_names_outside_the_stage_list(
     server: Server, worker: FakeWorker, tiny_video: bytes
 ) -> None:

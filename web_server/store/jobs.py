@@ -186,6 +186,11 @@ class JobQueries(Collections):
         )
         return [(d["_id"], _stage_of(d, stage)) for d in docs]
 
+    def find_unqueued_new_jobs(self, created_before: datetime) -> list[str]:
+        """Ids of active jobs created at or before ``created_before`` whose ``sfm`` stage is still ``pending``."""
+        query = {"status": _ACTIVE, "stages.sfm.status": "pending", "created_at": {"$lte": created_before}}
+        return [d["_id"] for d in self.jobs.find(query, {"_id": 1})]
+
     def find_pending_after_sfm(self, stage: StageName) -> list[str]:
         """Ids of active jobs whose ``sfm`` succeeded while ``stage`` is still pending."""
         p = _stage_path(stage)
