@@ -319,7 +319,8 @@ def test_a_rotated_secret_signs_the_next_events(server_factory: Any, receiver: R
     assert verify(old, before.headers["Vid2Scene-Signature"], before.body)
     assert verify(new, after.headers["Vid2Scene-Signature"], after.body)
     assert not verify(old, after.headers["Vid2Scene-Signature"], after.body)
-    assert _job(server, job_id)["webhook"]["events"][1]["state"] == "delivered"
+    # The server records the delivery just after the receiver answered: wait for the record.
+    _wait_job(server, job_id, lambda j: j["webhook"]["events"][1]["state"] == "delivered", "the second record")
 
 
 def test_keys_create_prints_a_webhook_secret_and_rotate_replaces_it(mongo_url: str, mongo_db: Any) -> None:
