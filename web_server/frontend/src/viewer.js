@@ -68,7 +68,12 @@ export class SplatViewer {
     this.resetView();
     // Render on demand: for a while after anything changed (camera, size, loading), so that
     // damping settles and Spark's background sort lands, then idle (no GPU work while still).
-    this.controls.addEventListener("change", () => this.invalidate());
+    this.controls.addEventListener("change", () => {
+      this.invalidate();
+      // The camera as text (position and target, mm): lets a test compare views without comparing pixels.
+      const [p, t] = [this.camera.position, this.controls.target];
+      this.canvas.dataset.view = [p.x, p.y, p.z, t.x, t.y, t.z].map((v) => v.toFixed(3)).join(",");
+    });
     this.renderer.setAnimationLoop(() => {
       this.controls.update();
       if (performance.now() < this.renderUntil) {
@@ -166,9 +171,16 @@ export class SplatViewer {
   }
 
   resetView() {
+    // Damping keeps what is left of the last drag between frames, and rendering stops when the view is
+    // idle, so a residual can wait there: without damping one update applies and clears it, and the home
+    // view is then exact.
+    this.controls.enableDamping = false;
+    this.controls.update();
     this.camera.position.copy(this.home.position);
     this.controls.target.copy(this.home.target);
     this.controls.update();
+    this.controls.enableDamping = true;
+    this.invalidate();
   }
 
   onKey(e) {
