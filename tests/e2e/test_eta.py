@@ -59,7 +59,9 @@ def test_eta_is_reported_falls_to_zero_and_the_next_job_uses_the_measured_durati
 
     if not secantus_available():
         skip_or_fail("no MongoDB-wire server: install the 'local' extra")
-    options = json.dumps(tiny_options(("gs",)))
+    # Training long enough (~15 s on a quiet 2-core machine) for several heartbeats to carry a rate: with
+    # the tiny 80 steps the stage ended before the first rate (>= 2 s of progress, then a heartbeat).
+    options = json.dumps(tiny_options(("gs",), iterations=600))
     with (
         LocalStack(tmp_path / "stack", stages=("sfm", "gs"), device="cpu", mongo_url=None) as stack,
         httpx.Client(base_url=stack.url, timeout=30) as http,
