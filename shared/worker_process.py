@@ -113,21 +113,6 @@ class WorkerPool:
         self.stop()
 
 
-def start_workers(
-    specs: Sequence[WorkerSpec],
-    broker: Broker,
-    server_url: str,
-    worker_token: str,
-    scratch_root: Path,
-    *,
-    replicas: int = 1,
-    heartbeat_s: float | None = None,
-) -> WorkerPool:
-    """Run ``replicas`` workers of each spec as threads in this process; stop them with ``.stop()``."""
-    pool = WorkerPool(specs, broker, server_url, worker_token, scratch_root, replicas=replicas, heartbeat_s=heartbeat_s)
-    return pool.start()
-
-
 def run_worker_process(spec: WorkerSpec, settings: Settings | None = None, *, broker: Broker | None = None) -> int:
     """A worker process's main: read ``VID2SCENE_*`` settings, consume until SIGTERM/SIGINT.
 

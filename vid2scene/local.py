@@ -164,18 +164,18 @@ class LocalStack:
             time.sleep(0.05)
 
     def _start_workers(self) -> None:
-        from shared.worker_process import start_workers
+        from shared.worker_process import WorkerPool
 
         assert self.settings is not None and self._broker is not None
         specs = [worker_spec(stage, self.device) for stage in self.stages]
-        self._workers = start_workers(
+        self._workers = WorkerPool(
             specs,
             self._broker,
             self.settings.server_url,
             self.settings.worker_token,
             self.data_dir / "scratch" / "workers",
             heartbeat_s=self.settings.heartbeat_s,
-        )
+        ).start()
 
     def stop(self) -> None:
         """Stop the workers, the API, the broker and the store, in that order; safe to call twice."""

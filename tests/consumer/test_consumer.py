@@ -22,7 +22,7 @@ from shared.stage_handler import StageHandler, StageJob, StageOutput, WorkerSpec
 from shared.worker_api import ClaimRequest
 from shared.worker_client import WorkerClient
 from shared.worker_loop import Worker
-from shared.worker_process import start_workers
+from shared.worker_process import WorkerPool
 from tests.consumer.conftest import HEARTBEAT_S, TOKEN, LiveApi
 from tests.fixtures.capture import poor_capture_report
 from web_server.store import utcnow
@@ -96,7 +96,9 @@ def wait_for(condition: object, timeout_s: float = WAIT_S) -> None:
 def test_successful_stage_uploads_its_artifacts_reports_and_acks(live_api: LiveApi, tmp_path: Path) -> None:
     job_id = live_api.submit()
     spec = WorkerSpec(stage="sfm", inputs=("input",), handler=copying_handler)
-    pool = start_workers([spec], live_api.broker, live_api.url, TOKEN, tmp_path / "scratch", heartbeat_s=HEARTBEAT_S)
+    pool = WorkerPool(
+        [spec], live_api.broker, live_api.url, TOKEN, tmp_path / "scratch", heartbeat_s=HEARTBEAT_S
+    ).start()
     try:
         wait_for(lambda: live_api.stage(job_id, "sfm").status == "succeeded")
     finally:
@@ -254,7 +256,7 @@ def test_poison_message_is_dead_lettered_and_the_worker_keeps_serving(live_api: 
     publish(live_api.broker, "sfm", b'{"job_id": "job-1", "stage": "sfm"}', message_id="no-attempt")
     job_id = live_api.submit()
     spec = WorkerSpec(stage="sfm", inputs=("input",), handler=copying_handler)
-    with start_workers([spec], live_api.broker, live_api.url, TOKEN, tmp_path / "scratch", heartbeat_s=HEARTBEAT_S):
+    with WorkerPool([spec], live_api.broker, live_api.url, TOKEN, tmp_path / "scratch", heartbeat_s=HEARTBEAT_S):
         wait_for(lambda: live_api.stage(job_id, "sfm").status == "succeeded")
     assert live_api.broker.drain_dead_letters("sfm") == [b"{not json", b'{"job_id": "job-1", "stage": "sfm"}']
 
@@ -272,7 +274,9 @@ def test_stopping_the_worker_mid_stage_releases_the_lease_and_gives_the_message_
             time.sleep(0.02)
 
     spec = WorkerSpec("sfm", ("input",), endless)
-    pool = start_workers([spec], live_api.broker, live_api.url, TOKEN, tmp_path / "scratch", heartbeat_s=HEARTBEAT_S)
+    pool = WorkerPool(
+        [spec], live_api.broker, live_api.url, TOKEN, tmp_path / "scratch", heartbeat_s=HEARTBEAT_S
+    ).start()
     assert running.wait(WAIT_S)
     pool.stop(timeout_s=WAIT_S)
     sfm = live_api.stage(job_id, "sfm")
