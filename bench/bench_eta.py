@@ -3,7 +3,7 @@ stage against the time that was actually left.
 
 Usage::
 
-    nice -n 19 python bench/bench_eta.py --garden garden-orbit-480p.mp4 [--out DIR]
+    nice -n 19 python bench/bench_eta.py [--garden VIDEO] [--out DIR]
 
 Runs the local stack (create_app, SecantusDB, the in-process broker, the sfm and gs workers on the
 CPU), then three jobs one after the other at small settings (a minute or two each on two cores): a
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -25,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for tests.*
 
 from shared.messages import StageName
 from shared.synthetic_scene import render_capture

@@ -277,7 +277,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
 
 
 def heldout_psnr(job: JobView) -> str:
-    """The held-out PSNR of each succeeded training stage, e.g. ``gs 24.31 dB, nerf 22.10 dB``."""
+    """The held-out PSNR of each training stage that reports one, e.g. ``gs 24.31 dB, nerf 22.10 dB``."""
     parts = []
     for stage in job.stages:
         value = stage.metrics.get("heldout_psnr")
@@ -297,7 +297,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
         origin = "uploaded" if job.from_job is None else f"from {job.from_job}"
         line = f"{job.id}  {job.status:<10} {','.join(job.methods):<8} {job.preset or '':<9} {origin:<38}"
         print(f"{line} held-out PSNR: {heldout_psnr(job)}")
-    print(f"{len(page.jobs) - 1} of {page.max_runs} runs of job {page.root_job}", file=sys.stderr)
+    runs = sum(job.from_job is not None for job in page.jobs)  # the uploaded job is left out once deleted
+    print(f"{runs} of {page.max_runs} runs of job {page.root_job}", file=sys.stderr)
     return ExitCode.OK
 
 
