@@ -6,18 +6,11 @@ the flythrough and ``report-gs.json``).
 
 from __future__ import annotations
 
-from shared.artifacts import SCENE_ARCHIVE, output_files
+from gs_worker.cli import TRAIN_GS
 from shared.settings import Device
-from shared.stage_handler import TrainFn, WorkerSpec, training_device_class, training_handler
-
-
-def _load_train_splats() -> TrainFn:
-    from gs_worker.pipeline import train_splats  # torch, gsplat: imported only where the stage runs
-
-    return train_splats
+from shared.stage_handler import WorkerSpec, training_spec
 
 
 def make_spec(device: Device = "auto") -> WorkerSpec:
     """The gs worker kind; ``device`` (the worker's setting) replaces an ``auto`` device option."""
-    handler = training_handler(_load_train_splats, output_files("gs"), device)
-    return WorkerSpec(stage="gs", inputs=(SCENE_ARCHIVE,), handler=handler, device_class=training_device_class(device))
+    return training_spec("gs", TRAIN_GS.load_train, device)

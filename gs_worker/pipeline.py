@@ -89,7 +89,6 @@ class SplatResult(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     out_dir: Path
-    artifacts: list[str] = Field(description="file names inside out_dir")
     metrics: SplatMetrics
 
 
@@ -307,4 +306,4 @@ def train_splats(
                 on_progress(0.0, f"out of memory: starting over at {attempt_options.max_long_side} px")
         (work_dir / REPORT_FILE).write_text(json.dumps(metrics.model_dump(mode="json"), indent=2))
     on_progress(1.0, f"done: held-out PSNR {metrics.heldout_psnr:.2f} dB, {metrics.gaussian_count} Gaussians")
-    return SplatResult(out_dir=out_dir, artifacts=list(ARTIFACTS), metrics=metrics)
+    return SplatResult(out_dir=out_dir, metrics=metrics)

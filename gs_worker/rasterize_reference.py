@@ -3,7 +3,8 @@
 No tiles, no screen-space culling, no vectorised compositing tricks: it walks the depth-sorted Gaussians in a Python
 loop and updates every pixel's transmittance exactly as gsplat's CUDA kernel does per pixel. It is slow on purpose and
 exists to check :mod:`gs_worker.rasterize_cpu` (pixels and, through autograd, gradients) and to time it in
-``bench/bench_rasterizer.py``. Its projection and SH code are written independently of the fast path.
+``bench/bench_rasterizer.py``. Its projection and SH code are written independently of the fast path. Its
+:data:`SH_BASIS` is also the basis the exports rotate SH coefficients with (:mod:`gs_worker.scene_frame`).
 """
 
 from __future__ import annotations

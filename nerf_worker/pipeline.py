@@ -59,11 +59,6 @@ class NerfResult:
     report: Path  # out_dir / report.json
     metrics: NerfMetrics  # the report's contents
 
-    @property
-    def artifacts(self) -> dict[str, Path]:
-        """Artifact files by name (the service uploads ``report.json`` as ``report-nerf.json``)."""
-        return {NERF_FLYTHROUGH_FILE: self.flythrough, NERF_MODEL_FILE: self.model, REPORT_FILE: self.report}
-
 
 def build_model(data: SceneData, options: TensorfOptions, device: torch.device | str) -> TensorVM:
     """A fresh field over the scene box of ``data`` at the initial grid size, seeded by ``options``."""

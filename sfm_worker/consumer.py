@@ -6,7 +6,7 @@ Input ``input`` (the uploaded video); artifacts ``sfm.tar`` (the scene folder, p
 
 from __future__ import annotations
 
-from shared.artifacts import SCENE_ARCHIVE, output_files
+from shared.artifacts import SCENE_ARCHIVE, VIDEO_INPUT, output_files
 from shared.options import SfmOptions
 from shared.stage_handler import StageJob, StageOutput, WorkerSpec, collect_outputs
 
@@ -17,7 +17,7 @@ def handle(job: StageJob) -> StageOutput:
     from shared.scene_archive import pack_scene
 
     assert isinstance(job.options, SfmOptions)
-    run_sfm(job.inputs["input"], job.out_dir, job.options, job.on_progress, job.on_capture)
+    run_sfm(job.inputs[VIDEO_INPUT], job.out_dir, job.options, job.on_progress, job.on_capture)
     job.on_progress(1.0, "packing the scene")
     archive = job.work_dir / SCENE_ARCHIVE
     pack_scene(job.out_dir, archive)
@@ -27,4 +27,4 @@ def handle(job: StageJob) -> StageOutput:
 
 def make_spec() -> WorkerSpec:
     """The sfm worker kind (structure from motion runs on the CPU wherever it runs)."""
-    return WorkerSpec(stage="sfm", inputs=("input",), handler=handle)
+    return WorkerSpec(stage="sfm", inputs=(VIDEO_INPUT,), handler=handle)

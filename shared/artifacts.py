@@ -17,6 +17,9 @@ from shared.messages import StageName
 #: The file in every stage's output folder that holds its metrics (uploaded as ``report-<stage>.json``).
 REPORT_FILE: Final = "report.json"
 
+#: The worker-API input name of the job's uploaded video: the sfm stage's input.
+VIDEO_INPUT: Final = "input"
+
 #: The sfm stage's scene folder, packed by the sfm worker; the training stages' input.
 SCENE_ARCHIVE: Final = "sfm.tar"
 

@@ -6,6 +6,16 @@ import random
 from dataclasses import dataclass, field
 
 
+def backoff_delay_s(failures: int, first_s: float, cap_s: float) -> float:
+    """The wait after the ``failures``-th failure in a row: ``first · 2^(failures−1)``, at most ``cap_s``.
+
+    0 when ``first_s`` is 0 or less (no backoff).
+    """
+    if first_s <= 0:
+        return 0.0
+    return min(first_s * 2.0 ** max(failures - 1, 0), cap_s)
+
+
 @dataclass
 class Backoff:
     """Delays ``first, 2·first, 4·first, ...`` capped at ``cap``, each with ±``jitter`` relative noise.
@@ -29,7 +39,7 @@ class Backoff:
 
     def next_delay(self) -> float:
         """The delay before the next try; each call doubles the base delay up to ``cap``."""
-        base = min(self.cap, self.first * 2.0**self._attempt)
+        base = backoff_delay_s(self._attempt + 1, self.first, self.cap)
         self._attempt += 1
         spread = base * self.jitter
         return max(0.0, base + random.uniform(-spread, spread))

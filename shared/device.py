@@ -46,7 +46,7 @@ def resolve_device(requested: Device) -> torch.device:
     """
     import torch
 
-    if requested == "cuda" and not torch.cuda.is_available():
+    if requested == "cuda" and not cuda_available():
         raise StageError(ErrorCode.CUDA_UNAVAILABLE, "CUDA was requested but no CUDA GPU is available.")
     return torch.device(device_class(requested))
 

@@ -34,6 +34,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from shared.options import OPTIONS_BY_STAGE
+
 #: Progress samples closer together than this are not folded in alone (too short to measure).
 MIN_SAMPLE_S = 1.0
 #: No rate before the stage ran this long and made some progress.
@@ -53,8 +55,8 @@ HISTORY_RUNS = 5
 EtaBasis = Literal["done", "measured", "history", "default"]
 
 #: Seconds per work unit with no history, by stage and device class. ``cpu``: from the garden clip's
-#: ``preview`` run on a 2-core machine (SfM 63 s for 60 frames at 640×320, splats ~350 s for 1 200
-#: steps at 640×320; README), TensoRF from docs/nerf.md's figures; ``cuda``: rough guesses.
+#: ``preview`` run on a 2-core machine (SfM 63 s for 60 frames at 640×320; splats ~350 s for the stage,
+#: 306 s of it training 1 200 steps at 640×320; README), TensoRF from docs/nerf.md's figures; ``cuda``: rough guesses.
 #: ``docs/eta.md`` explains them; history replaces them after one job.
 DEFAULT_SECONDS_PER_UNIT: dict[str, dict[str, float]] = {
     "sfm": {"cpu": 4.5, "cuda": 2.0},
@@ -87,11 +89,6 @@ class RateState:
     at_s: float = 0.0
     progress: float = 0.0
     rate: float | None = None
-
-
-def start_rate(now_s: float) -> RateState:
-    """The rate state of a stage that starts at ``now_s``: no progress, no rate yet."""
-    return RateState(at_s=now_s)
 
 
 def update_rate(
@@ -161,20 +158,21 @@ def stage_work(stage: str, options: Mapping[str, Any], video: Mapping[str, Any])
     Raises:
         ValueError: an unknown stage.
     """
+    if stage not in OPTIONS_BY_STAGE:
+        raise ValueError(f"unknown stage {stage!r}")
+    opts = {**OPTIONS_BY_STAGE[stage]().model_dump(), **options}  # fields stored before they existed: defaults
     if stage == "sfm":
-        frames = float(options.get("target_frames", 150))
-        if options.get("max_frames"):
-            frames = min(frames, float(options["max_frames"]))
+        frames = float(opts["target_frames"])
+        if opts.get("max_frames"):
+            frames = min(frames, float(opts["max_frames"]))
         if video.get("frame_count"):
             frames = min(frames, float(video["frame_count"]))
-        work = frames * _megapixels(int(options.get("max_long_side", 1280)), video)
+        work = frames * _megapixels(int(opts["max_long_side"]), video)
     elif stage == "gs":
-        work = float(options.get("iterations", 7000)) * _megapixels(int(options.get("max_long_side", 1280)), video)
-    elif stage == "nerf":
-        rays = float(options.get("batch_rays", 4096)) + float(options.get("depth_batch_rays", 1024))
-        work = float(options.get("iterations", 15_000)) * rays / 1000.0
+        work = float(opts["iterations"]) * _megapixels(int(opts["max_long_side"]), video)
     else:
-        raise ValueError(f"unknown stage {stage!r}")
+        rays = float(opts["batch_rays"]) + float(opts["depth_batch_rays"])
+        work = float(opts["iterations"]) * rays / 1000.0
     return max(work, 1e-6)
 
 

@@ -19,6 +19,18 @@ DEV_SECRET = "changethis"
 Device = Literal["auto", "cpu", "cuda"]
 
 
+def _parse_networks(value: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """The networks of a comma-separated list (empty items skipped); ValueError names a bad item."""
+    networks = []
+    for item in (i.strip() for i in value.split(",")):
+        if item:
+            try:
+                networks.append(ipaddress.ip_network(item, strict=False))
+            except ValueError as exc:
+                raise ValueError(f"webhook_allow_networks: {item!r} is not a network ({exc})") from exc
+    return networks
+
+
 class Settings(BaseSettings):
     """vid2scene configuration. Each field is read from ``VID2SCENE_<FIELD>`` (case-insensitive)."""
 
@@ -153,20 +165,13 @@ class Settings(BaseSettings):
     @field_validator("webhook_allow_networks")
     @classmethod
     def _check_networks(cls, value: str) -> str:
-        for item in value.split(","):
-            if item.strip():
-                try:
-                    ipaddress.ip_network(item.strip(), strict=False)
-                except ValueError as exc:
-                    raise ValueError(f"webhook_allow_networks: {item.strip()!r} is not a network ({exc})") from exc
+        _parse_networks(value)
         return value
 
     @property
     def webhook_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         """``webhook_allow_networks`` parsed: the non-public networks webhooks may target."""
-        return [
-            ipaddress.ip_network(i.strip(), strict=False) for i in self.webhook_allow_networks.split(",") if i.strip()
-        ]
+        return _parse_networks(self.webhook_allow_networks)
 
     @property
     def public_base_url(self) -> str:

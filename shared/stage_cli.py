@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TypeVar
 
 from shared.device import device_class
 from shared.errors import ErrorCode, StageError
@@ -22,7 +22,7 @@ from shared.options import OPTIONS_BY_STAGE
 from shared.options.base import PRESET_NAMES, PresetName, default_preset_for
 from shared.progress import ProgressFn
 from shared.settings import Device
-from shared.training_metrics import TrainingMetrics
+from shared.stage_handler import TrainStageFn
 
 _T = TypeVar("_T")
 
@@ -137,20 +137,6 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME=VALUE",
         help="override any stage option, e.g. --set flythrough_seconds=4 (repeatable)",
     )
-
-
-class TrainingResult(Protocol):
-    """What a training stage function returns: its output folder and its metrics."""
-
-    @property
-    def out_dir(self) -> Path: ...  # pragma: no cover - a protocol
-
-    @property
-    def metrics(self) -> TrainingMetrics: ...  # pragma: no cover - a protocol
-
-
-#: A training stage function: ``(scene_dir, out_dir, options, on_progress) -> result``.
-TrainStageFn = Callable[[Path, Path, Any, ProgressFn], TrainingResult]
 
 
 @dataclass(frozen=True)

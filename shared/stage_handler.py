@@ -3,18 +3,19 @@
 A :class:`WorkerSpec` names a stage, the inputs its worker fetches and its :data:`StageHandler`. The
 consumer loop (:mod:`shared.worker_loop`) calls the handler once per attempt with a :class:`StageJob`
 and uploads the files of the :class:`StageOutput` it returns. The training stages (``gs``, ``nerf``)
-share one handler, :func:`training_handler`.
+share one worker kind, :func:`training_spec`, around one handler, :func:`training_handler`.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from shared.artifacts import REPORT_FILE, SCENE_ARCHIVE
+from shared.artifacts import REPORT_FILE, SCENE_ARCHIVE, output_files
 from shared.capture.report import CaptureReport
 from shared.device import device_class
 from shared.errors import ErrorCode, StageError
@@ -22,6 +23,7 @@ from shared.messages import StageName, StageRequest
 from shared.options import DeviceClass, SplatOptions, StageOptions, TensorfOptions
 from shared.progress import ProgressFn
 from shared.settings import Device
+from shared.training_metrics import TrainingMetrics
 from shared.worker_api import Lease
 
 
@@ -92,16 +94,48 @@ def collect_outputs(out_dir: Path, files: dict[str, str]) -> StageOutput:
     return StageOutput(artifacts=artifacts, metrics=metrics)
 
 
-#: A training stage function: ``(scene_dir, out_dir, options, on_progress)``, its result unused here.
-TrainFn = Callable[[Path, Path, Any, ProgressFn], object]
+class TrainingResult(Protocol):
+    """What a training stage function returns: its output folder and its metrics."""
+
+    @property
+    def out_dir(self) -> Path: ...  # pragma: no cover - a protocol
+
+    @property
+    def metrics(self) -> TrainingMetrics: ...  # pragma: no cover - a protocol
 
 
-def training_handler(load_train: Callable[[], TrainFn], files: dict[str, str], device: Device = "auto") -> StageHandler:
+#: A training stage function: ``(scene_dir, out_dir, options, on_progress) -> result``.
+TrainStageFn = Callable[[Path, Path, Any, ProgressFn], TrainingResult]
+
+
+def training_spec(stage: StageName, load_train: Callable[[], TrainStageFn], device: Device = "auto") -> WorkerSpec:
+    """A training worker kind (``gs``, ``nerf``): input ``sfm.tar``, the stage's artifacts, its device class.
+
+    Args:
+        stage: the training stage; its artifacts are :func:`shared.artifacts.output_files` of it.
+        load_train: returns the stage function (see :func:`training_handler`).
+        device: the worker's device setting; it replaces an ``auto`` device option, and the worker
+            announces the class it trains on (:func:`shared.device.device_class`, which imports torch
+            when called).
+    """
+    return WorkerSpec(
+        stage=stage,
+        inputs=(SCENE_ARCHIVE,),
+        handler=training_handler(load_train, output_files(stage), device),
+        device_class=functools.partial(device_class, device),
+    )
+
+
+def training_handler(
+    load_train: Callable[[], Callable[[Path, Path, Any, ProgressFn], object]],
+    files: dict[str, str],
+    device: Device = "auto",
+) -> StageHandler:
     """The handler of a training stage (``gs``, ``nerf``): unpack ``sfm.tar``, train, collect the outputs.
 
     Args:
-        load_train: returns the stage function; called when a job runs, so that the worker imports
-            torch (and gsplat) only where a stage runs.
+        load_train: returns the stage function (its result is not read here); called when a job runs,
+            so that the worker imports torch (and gsplat) only where a stage runs.
         files: artifact name → file name in the stage's output folder, as for :func:`collect_outputs`.
         device: the worker's device setting; it replaces an ``auto`` device option.
 
@@ -122,19 +156,3 @@ def training_handler(load_train: Callable[[], TrainFn], files: dict[str, str], d
         return collect_outputs(job.out_dir, files)
 
     return handle
-
-
-def training_device_class(device: Device = "auto") -> Callable[[], DeviceClass]:
-    """What a training worker with the ``device`` setting trains on, as a function (:func:`shared.device.device_class`; it imports torch when called).
-
-    Args:
-        device: the worker's device setting; ``auto`` means CUDA when torch sees a GPU.
-
-    Returns:
-        A function returning ``"cuda"`` or ``"cpu"``.
-    """
-
-    def announced_class() -> DeviceClass:
-        return device_class(device)
-
-    return announced_class

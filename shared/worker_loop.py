@@ -5,7 +5,7 @@ For each delivery (one at a time):
 1. Decode the :class:`~shared.messages.StageRequest`; a body that does not parse (or names another
    stage) is dead-lettered and the worker carries on.
 2. **Claim** the stage. A 409 (stale attempt, already claimed, cancelled, finished) → ack and drop.
-3. Fetch the inputs into a per-job scratch directory and validate ``lease.options``.
+3. Validate ``lease.options`` and fetch the inputs into a per-job scratch directory.
 4. Run the stage handler while a heartbeat thread reports progress every ``heartbeat_s``. The
    handler's ``on_progress`` raises :class:`~shared.errors.Cancelled` once a heartbeat answered
    ``cancelled``, :class:`~shared.worker_client.LeaseLost` once a heartbeat got 409, and
@@ -42,7 +42,7 @@ from pydantic import ValidationError
 from shared.broker import Broker, Delivery
 from shared.capture.report import CaptureReport
 from shared.errors import Cancelled, ErrorCode, StageError
-from shared.eta import start_rate, update_rate
+from shared.eta import RateState, update_rate
 from shared.messages import StageRequest
 from shared.options import OPTIONS_BY_STAGE
 from shared.scratch import ScratchSpace
@@ -83,7 +83,7 @@ class _Heartbeat:
         self._stopping = stopping
         self._lock = threading.Lock()
         self._progress = (0.0, "starting")
-        self._rate = start_rate(time.monotonic())  # the smoothed progress rate each heartbeat reports
+        self._rate = RateState()  # the smoothed progress rate each heartbeat reports
         self._capture: CaptureReport | None = None  # set by the stage, cleared once a heartbeat carried it
         self._wake = threading.Event()  # a heartbeat is due now
         self._done = threading.Event()

@@ -47,7 +47,6 @@ class WorkerPool:
         scratch_root: parent of the per-job scratch folders.
         replicas: threads per worker kind.
         heartbeat_s: heartbeat at most this far apart.
-        retry_for_s: how long worker API calls retry an unreachable server.
     """
 
     def __init__(
@@ -60,7 +59,6 @@ class WorkerPool:
         *,
         replicas: int = 1,
         heartbeat_s: float | None = None,
-        retry_for_s: float = 300.0,
     ) -> None:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -69,7 +67,7 @@ class WorkerPool:
         self.workers: list[Worker] = []
         for spec in specs:
             for index in range(replicas):
-                client = WorkerClient(server_url, worker_token, retry_for_s=retry_for_s, stop=self._stop)
+                client = WorkerClient(server_url, worker_token, stop=self._stop)
                 self._clients.append(client)
                 self.workers.append(
                     Worker(

@@ -60,7 +60,8 @@ def revoke_key(store: Store, key_id: str) -> bool:
 
 def owner_for_token(store: Store, token: str) -> str | None:
     """The owner of a live key, or None."""
-    return store.live_key_owner(hash_token(token))
+    key = store.live_api_key(hash_token(token))
+    return key.owner if key else None
 
 
 def rotate_webhook_secret(store: Store, key_id: str) -> str | None:
@@ -75,4 +76,5 @@ def rotate_webhook_secret(store: Store, key_id: str) -> str | None:
 
 def key_id_for_token(store: Store, token: str) -> str | None:
     """The id of a live key, or None."""
-    return store.live_key_id(hash_token(token))
+    key = store.live_api_key(hash_token(token))
+    return key.id if key else None

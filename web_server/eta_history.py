@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -63,13 +63,11 @@ class StageHistory:
     Args:
         store: the database.
         max_age_s: how long a snapshot of timings and worker announcements is reused.
-        clock: monotonic seconds (tests pass a fake one).
     """
 
-    def __init__(self, store: Store, max_age_s: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, store: Store, max_age_s: float = 10.0) -> None:
         self._store = store
         self._max_age_s = max_age_s
-        self._clock = clock
         self._lock = threading.Lock()
         self._timings: dict[tuple[str, str], list[Timing]] = {}
         self._workers: dict[str, tuple[str, str]] | None = None
@@ -83,10 +81,10 @@ class StageHistory:
 
     def _fresh(self) -> None:
         """Drop a snapshot older than ``max_age_s`` (call with the lock held)."""
-        if self._clock() - self._taken > self._max_age_s:
+        if time.monotonic() - self._taken > self._max_age_s:
             self._timings.clear()
             self._workers = None
-            self._taken = self._clock()
+            self._taken = time.monotonic()
 
     def _worker_devices(self) -> dict[str, tuple[str, str]]:
         with self._lock:
@@ -140,15 +138,15 @@ class StageHistory:
 
     def estimate(self, job: StoredJob, now: datetime) -> JobEta:
         """Seconds left of every stage of ``job`` and of the whole job, at ``now``."""
-        stages: dict[str, StageEta] = {
-            name: self._stage_eta(job, name, job.stages[name], now) for name in STAGES if name in job.stages
-        }
+        names = [name for name in STAGES if name in job.stages]
         if job.status in TERMINAL_JOB:
-            return JobEta(0.0, {name: StageEta(0.0, "done") for name in stages})
+            done: dict[str, StageEta] = {name: StageEta(0.0, "done") for name in names}
+            return JobEta(0.0, done)
+        stages: dict[str, StageEta] = {name: self._stage_eta(job, name, job.stages[name], now) for name in names}
         return JobEta(job_remaining_s({name: e.seconds for name, e in stages.items()}), stages)
 
     def _stage_eta(self, job: StoredJob, name: str, stage: StoredStage, now: datetime) -> StageEta:
-        if stage.status in TERMINAL_STAGE or job.status in TERMINAL_JOB:
+        if stage.status in TERMINAL_STAGE:
             return StageEta(0.0, "done")
         worker = stage.worker_id if stage.status == "running" else None
         device = self.device_of(name, worker)

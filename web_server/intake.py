@@ -63,9 +63,19 @@ def key_reused() -> ApiError:
     )
 
 
-def _replayed(first: StoredJob, fingerprint: str) -> StoredJob:
-    """The first job for a repeated key, when the request is the same (jobs stored without a fingerprint match any)."""
-    if first.request_sha256 is not None and first.request_sha256 != fingerprint:
+def replayed(first: StoredJob, fingerprint: str, *, unfingerprinted_matches: bool = True) -> StoredJob:
+    """The first job for a repeated ``Idempotency-Key``, when the request is the same; else 422 ``IDEMPOTENCY_KEY_REUSED``.
+
+    Args:
+        first: the job stored with the key.
+        fingerprint: the repeated request's fingerprint.
+        unfingerprinted_matches: whether a job stored without a fingerprint (an upload made before
+            fingerprints) matches any request: True for uploads; a run passes False, so a key of
+            such an upload is never answered with the upload as if it were the run.
+    """
+    if first.request_sha256 is None and unfingerprinted_matches:
+        return first
+    if first.request_sha256 != fingerprint:
         raise key_reused()
     return first
 
@@ -202,7 +212,7 @@ async def _create(
         if winner is None:
             raise
         await run_in_threadpool(spool.discard)
-        return _replayed(winner, job_request.fingerprint)
+        return replayed(winner, job_request.fingerprint)
 
 
 async def accept_upload(
@@ -246,7 +256,7 @@ async def accept_upload(
             form, resolved = parse_job_form(received.fields, default_preset=preset)
             fingerprint = request_fingerprint(spool.sha256, form)
             if first is not None:
-                return _replayed(first, fingerprint)
+                return replayed(first, fingerprint)
             video = await _checked_video(spool, settings, received.has_video)
             webhook = await _checked_webhook(form, api_key_id, settings, store)
         except ApiError as exc:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -55,19 +56,29 @@ def parse_job_form(
         where = ".".join(str(p) for p in first["loc"])
         raise ApiError(422, "VALIDATION_ERROR", f"{where}: {first['msg']}") from exc
     stages: list[StageName] = ["sfm", *form.methods]
-    extra = [k for k in form.options if k not in stages]
-    if extra:
-        raise ApiError(422, "INVALID_OPTIONS", f"options given for stages that will not run: {extra}.")
+    check_option_stages(form.options, stages)
     resolved: dict[str, dict[str, Any]] = {}
     for stage in stages:
         try:
             resolved[stage] = resolve_options(stage, form.preset, form.options.get(stage)).model_dump(mode="json")
-        except ValidationError as exc:
-            detail = explain_invalid_options(OPTIONS_BY_STAGE[stage], exc)
-            raise ApiError(422, "INVALID_OPTIONS", f"{stage} options: {detail}.") from exc
         except ValueError as exc:
-            raise ApiError(422, "INVALID_OPTIONS", f"{stage} options: {exc}") from exc
+            raise invalid_options(stage, exc) from exc
     return form, resolved
+
+
+def check_option_stages(options: Collection[str], stages: Collection[str]) -> None:
+    """Refuse overrides of stages that will not run: 422 ``INVALID_OPTIONS`` naming them."""
+    extra = [k for k in options if k not in stages]
+    if extra:
+        raise ApiError(422, "INVALID_OPTIONS", f"options given for stages that will not run: {extra}.")
+
+
+def invalid_options(stage: StageName, exc: ValueError) -> ApiError:
+    """The 422 ``INVALID_OPTIONS`` for ``stage``'s refused options (a validation error explained field by field)."""
+    if isinstance(exc, ValidationError):
+        detail = explain_invalid_options(OPTIONS_BY_STAGE[stage], exc)
+        return ApiError(422, "INVALID_OPTIONS", f"{stage} options: {detail}.")
+    return ApiError(422, "INVALID_OPTIONS", f"{stage} options: {exc}")
 
 
 def _parse_options_json(text: str) -> Any:
@@ -107,9 +118,10 @@ def request_fingerprint(video_sha256: str, form: JobCreate) -> str:
     }
     if form.webhook_url is not None:  # only when set: keys of uploads made before webhooks keep their fingerprint
         fields["webhook_url"] = form.webhook_url
-    canonical = json.dumps(
-        fields,
-        sort_keys=True,
-        separators=(",", ":"),
-    )
+    return canonical_sha256(fields)
+
+
+def canonical_sha256(fields: Mapping[str, Any]) -> str:
+    """The SHA-256 (hex) of ``fields`` as canonical JSON (sorted keys, no spaces)."""
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()

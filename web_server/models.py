@@ -16,12 +16,15 @@ from shared.capture.report import CaptureReport
 from shared.eta import EtaBasis
 from shared.messages import StageName
 from shared.options.base import PresetName
+from web_server.webhook_targets import MAX_URL_LENGTH
 
 JobStatus = Literal["queued", "running", "succeeded", "partial", "failed", "cancelled"]
 StageStatus = Literal["pending", "queued", "running", "succeeded", "failed", "cancelled"]
 JOB_STATUSES: tuple[JobStatus, ...] = ("queued", "running", "succeeded", "partial", "failed", "cancelled")
 STAGE_STATUSES: tuple[StageStatus, ...] = ("pending", "queued", "running", "succeeded", "failed", "cancelled")
 TERMINAL_JOB: frozenset[str] = frozenset({"succeeded", "partial", "failed", "cancelled"})
+#: Jobs whose stages may still change (every status but the terminal ones).
+ACTIVE_JOB: tuple[JobStatus, ...] = ("queued", "running")
 TERMINAL_STAGE: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 
 
@@ -107,8 +110,15 @@ class StoredJob(_Stored):
         default_factory=list, description="a run: other jobs' files it references (kept while it exists)"
     )
     webhook: dict[str, Any] | None = Field(
-        default=None, description="the webhook URL, signing key and outbox (web_server.webhook_events)"
+        default=None,
+        description="the webhook URL, the id of the API key whose secret signs it, and the outbox "
+        "(web_server.webhook_events)",
     )
+
+    @property
+    def family_root(self) -> str:
+        """The uploaded job of this job's family of runs: ``root_job`` for a run, the job itself otherwise."""
+        return self.root_job or self.id
 
 
 class StoredApiKey(_Stored):
@@ -133,7 +143,7 @@ class JobCreate(BaseModel):
     name: str | None = Field(default=None, max_length=200)
     options: dict[StageName, dict[str, Any]] = Field(default_factory=dict)
     webhook_url: str | None = Field(
-        default=None, max_length=2048, description="http(s) URL that receives the job's signed events"
+        default=None, max_length=MAX_URL_LENGTH, description="http(s) URL that receives the job's signed events"
     )
 
 

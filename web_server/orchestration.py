@@ -33,20 +33,31 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from shared.artifacts import VIDEO_INPUT
+from shared.backoff import backoff_delay_s
 from shared.errors import ErrorCode
 from shared.messages import STAGES, TRAINING_STAGES, StageName, StageRequest
 from shared.settings import Settings
 from shared.worker_api import ClaimRequest, Heartbeat, HeartbeatReply, Lease, ResultAck, StageResult
 from web_server.artifact_names import is_stage_artifact
 from web_server.eta_history import StageHistory
-from web_server.models import TERMINAL_JOB, TERMINAL_STAGE, JobStatus, StoredError, StoredFile, StoredJob, StoredStage
+from web_server.models import (
+    ACTIVE_JOB,
+    TERMINAL_JOB,
+    TERMINAL_STAGE,
+    JobStatus,
+    StoredError,
+    StoredFile,
+    StoredJob,
+    StoredStage,
+)
 from web_server.publisher import StagePublisher
-from web_server.store import ACTIVE_JOB, Store, as_utc
+from web_server.store import Store, as_utc
 
 logger = logging.getLogger(__name__)
 
@@ -111,9 +122,7 @@ def next_stages(finished: StageName, methods: list[StageName]) -> list[StageName
 
 def retry_delay_s(failed_attempt: int, base_s: float) -> float:
     """Exponential backoff before the attempt after ``failed_attempt``: ``base · 2^(n−1)``, capped."""
-    if base_s <= 0:
-        return 0.0
-    return min(base_s * 2 ** max(failed_attempt - 1, 0), MAX_BACKOFF_S)
+    return backoff_delay_s(failed_attempt, base_s, MAX_BACKOFF_S)
 
 
 def should_retry(attempt: int, max_attempts: int, retryable: bool) -> bool:
@@ -122,7 +131,12 @@ def should_retry(attempt: int, max_attempts: int, retryable: bool) -> bool:
 
 
 def first_error(job: StoredJob) -> StoredError | None:
-    """The error that decided a failed or partial job: sfm's, else the first failed training stage's."""
+    """The error that decided a failed or partial job: sfm's, else the first failed training stage's.
+
+    None for a job of any other status (a cancelled job may hold a failed stage: it shows no error).
+    """
+    if job.status not in ("failed", "partial"):
+        return None
     for name in STAGES:
         stage = job.stages.get(name)
         if stage is not None and stage.status == "failed" and stage.error is not None:
@@ -148,8 +162,7 @@ class Orchestrator:
         store: the database.
         publisher: the broker (``publish(stage, body, *, message_id)``).
         settings: lease length, attempt limit, backoff, requeue delay.
-        stage_history: where a succeeded stage's measured duration is recorded (the ETA's history);
-            None records nothing.
+        stage_history: where a succeeded stage's measured duration is recorded (the ETA's history).
         on_change: told about every job whose status may have changed or whose capture check was recorded.
     """
 
@@ -158,15 +171,15 @@ class Orchestrator:
         store: Store,
         publisher: StagePublisher,
         settings: Settings,
-        stage_history: StageHistory | None = None,
+        stage_history: StageHistory,
         *,
-        on_change: ChangeListener | None = None,
+        on_change: ChangeListener,
     ) -> None:
         self.store = store
         self.publisher = publisher
         self.settings = settings
         self.stage_history = stage_history
-        self.on_change: ChangeListener = on_change or (lambda _job_id, _now: None)
+        self.on_change = on_change
 
     @property
     def heartbeat_s(self) -> float:
@@ -184,10 +197,22 @@ class Orchestrator:
 
         Raises ``pymongo.errors.DuplicateKeyError`` when the owner's idempotency key is taken.
         """
+        self.insert(new_job, now)
+        return self.queue_first(new_job.id, ["sfm"], now)
+
+    def insert(self, new_job: StoredJob, now: datetime) -> None:
+        """Store a new job whose stages are all ``pending`` and tell the listener; nothing is queued yet.
+
+        Raises ``pymongo.errors.DuplicateKeyError`` when the owner's idempotency key is taken.
+        """
         self.store.insert_job(new_job)
         self.on_change(new_job.id, now)
-        self.publish_stage(new_job.id, "sfm", now, expect={"status": "pending"})
-        job = self.get(new_job.id)
+
+    def queue_first(self, job_id: str, stages: Sequence[StageName], now: datetime) -> StoredJob:
+        """Queue the first ``stages`` of a job just inserted (each only while still ``pending``); returns the job."""
+        for stage in stages:
+            self.publish_stage(job_id, stage, now, expect={"status": "pending"})
+        job = self.get(job_id)
         assert job is not None
         return job
 
@@ -394,7 +419,7 @@ class Orchestrator:
             if job.status == "cancelled":
                 raise LeaseConflictError("CANCELLED", "The job was cancelled.")
             raise LeaseConflictError("STALE_LEASE", "This lease holds no running stage of the job.")
-        if name == "input":
+        if name == VIDEO_INPUT:
             return job.input
         for stage in job.stages.values():
             if stage.status == "succeeded":
@@ -431,11 +456,10 @@ class Orchestrator:
             self.store.delete_job_files(job_id, name=f.name, keep={f.file_id})
         for follower in next_stages(stage, job.methods):
             self.publish_stage(job_id, follower, now, expect={"status": "pending"})
-        if self.stage_history is not None:  # the measured duration: the next jobs' ETA (best effort)
-            try:
-                self.stage_history.record(job, stage)
-            except Exception as exc:
-                logger.warning("recording the duration of %s of job %s failed: %s", stage, job_id, exc)
+        try:  # the measured duration: the next jobs' ETA (best effort)
+            self.stage_history.record(job, stage)
+        except Exception as exc:
+            logger.warning("recording the duration of %s of job %s failed: %s", stage, job_id, exc)
 
     def _record_failure(self, job_id: str, stage: StageName, result: StageResult, now: datetime) -> ResultAck:
         job = self.require_lease(job_id, stage, result.lease_id)

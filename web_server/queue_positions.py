@@ -63,9 +63,5 @@ class QueuePositions:
             )
             if not fresh:
                 self._taken_mono, self._taken_wall = self._clock(), utcnow()
-                self._queued = self._read()
+                self._queued = self._store.queued_stage_times()
             return self._queued
-
-    def _read(self) -> dict[str, list[datetime]]:
-        """The sorted ``queued_at`` of every queued stage of an active job, by stage, in one query."""
-        return self._store.queued_stage_times()

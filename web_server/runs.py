@@ -12,22 +12,19 @@ keeps them (``Orchestrator.delete``) and the janitor does not take them while a 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import ValidationError
 from pymongo.errors import DuplicateKeyError
 
-from shared.messages import TRAINING_STAGES, StageName
-from shared.options import OPTIONS_BY_STAGE, resolve_options
-from shared.options.base import explain_invalid_options
+from shared.messages import STAGES, StageName
+from shared.options import OPTIONS_BY_STAGE, PresetName, resolve_options
 from shared.settings import Settings
-from web_server.intake import key_reused
-from web_server.models import RunCreate, StoredJob, StoredStage
+from web_server.intake import replayed
+from web_server.job_form import canonical_sha256, check_option_stages, invalid_options
+from web_server.models import ACTIVE_JOB, RunCreate, StoredJob, StoredStage
 from web_server.orchestration import Orchestrator
 from web_server.problems import ApiError
 from web_server.store import Store
@@ -42,7 +39,7 @@ def check_source(job: StoredJob) -> None:
         ApiError: 409 ``JOB_NOT_FINISHED`` while the job is queued or running; 409 ``NO_SFM_RESULT``
             when its SfM stage did not succeed (it failed, or the job was cancelled before it ended).
     """
-    if job.status in ("queued", "running"):
+    if job.status in ACTIVE_JOB:
         raise ApiError(
             409,
             "JOB_NOT_FINISHED",
@@ -59,21 +56,20 @@ def check_source(job: StoredJob) -> None:
         )
 
 
-def resolve_run_options(source: StoredJob, run: RunCreate) -> tuple[dict[str, dict[str, Any]], bool]:
+def resolve_run_options(
+    source: StoredJob, run: RunCreate, preset: PresetName
+) -> tuple[dict[str, dict[str, Any]], bool]:
     """Every stage's resolved options for a run, and whether the source's SfM result is reused.
 
     SfM options are the source's own with ``run.options["sfm"]`` on top (the preset does not change
     them), so a run that names no SfM option, or only values the source already had, reuses the
-    source's result. Training stages get ``run.preset`` (default: the source's) with their overrides.
+    source's result. Training stages get ``preset`` (the run's, by default the source's) with their overrides.
 
     Raises:
         ApiError: 422 ``INVALID_OPTIONS`` for options of stages the run does not have, or refused values.
     """
     stages: list[StageName] = ["sfm", *run.methods]
-    extra = [k for k in run.options if k not in stages]
-    if extra:
-        raise ApiError(422, "INVALID_OPTIONS", f"options given for stages that will not run: {extra}.")
-    preset = run.preset or source.preset
+    check_option_stages(run.options, stages)
     resolved: dict[str, dict[str, Any]] = {}
     source_sfm = source.stages["sfm"].options
     for stage in stages:
@@ -83,10 +79,8 @@ def resolve_run_options(source: StoredJob, run: RunCreate) -> tuple[dict[str, di
                 options = model.model_validate({**source_sfm, **run.options.get("sfm", {})})
             else:
                 options = resolve_options(stage, preset, run.options.get(stage))
-        except ValidationError as exc:
-            raise ApiError(422, "INVALID_OPTIONS", f"{stage} options: {explain_invalid_options(model, exc)}.") from exc
         except ValueError as exc:
-            raise ApiError(422, "INVALID_OPTIONS", f"{stage} options: {exc}") from exc
+            raise invalid_options(stage, exc) from exc
         resolved[stage] = options.model_dump(mode="json")
     return resolved, resolved["sfm"] == _as_dumped(source_sfm)
 
@@ -98,12 +92,9 @@ def _as_dumped(sfm_options: dict[str, Any]) -> dict[str, Any]:
 
 def run_fingerprint(source_id: str, run: RunCreate, preset: str) -> str:
     """The SHA-256 (hex) a run's ``Idempotency-Key`` is bound to: the source and the validated body."""
-    canonical = json.dumps(
-        {"from_job": source_id, "methods": run.methods, "preset": preset, "name": run.name, "options": run.options},
-        sort_keys=True,
-        separators=(",", ":"),
+    return canonical_sha256(
+        {"from_job": source_id, "methods": run.methods, "preset": preset, "name": run.name, "options": run.options}
     )
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def run_document(
@@ -112,6 +103,7 @@ def run_document(
     resolved: dict[str, dict[str, Any]],
     reuse_sfm: bool,
     *,
+    preset: PresetName,
     owner: str,
     fingerprint: str,
     idempotency_key: str | None,
@@ -124,12 +116,13 @@ def run_document(
         run: the request.
         resolved: every stage's resolved options (:func:`resolve_run_options`).
         reuse_sfm: whether the SfM stage is the source's result.
+        preset: the run's preset (the request's, by default the source's).
         owner: the caller (the source's owner).
         fingerprint: :func:`run_fingerprint` of the request.
         idempotency_key: the request's ``Idempotency-Key``, if any.
         now: the creation time.
     """
-    stages = {stage: StoredStage(options=resolved[stage]) for stage in ("sfm", *TRAINING_STAGES) if stage in resolved}
+    stages = {stage: StoredStage(options=resolved[stage]) for stage in STAGES if stage in resolved}
     shared = [source.input.file_id]
     if reuse_sfm:
         sfm = source.stages["sfm"]
@@ -149,7 +142,7 @@ def run_document(
             "owner": owner,
             "name": run.name if run.name is not None else source.name,
             "methods": run.methods,
-            "preset": run.preset or source.preset,
+            "preset": preset,
             "request_sha256": fingerprint,
             "idempotency_key": idempotency_key or None,
             "status": "queued",
@@ -160,7 +153,7 @@ def run_document(
             "capture": source.capture if reuse_sfm else None,
             "stages": stages,
             "from_job": source.id,
-            "root_job": source.root_job or source.id,
+            "root_job": source.family_root,
             "sfm_reused_from": (source.sfm_reused_from or source.id) if reuse_sfm else None,
             "shared_file_ids": shared,
         }
@@ -191,33 +184,35 @@ def start_run(
     preset = run.preset or source.preset
     fingerprint = run_fingerprint(source.id, run, preset)
     if idempotency_key and (first := store.find_job_by_idempotency_key(owner, idempotency_key)) is not None:
-        return _replayed(first, fingerprint)
+        return replayed(first, fingerprint, unfingerprinted_matches=False)
     check_source(source)
-    resolved, reuse_sfm = resolve_run_options(source, run)
-    root = source.root_job or source.id
+    resolved, reuse_sfm = resolve_run_options(source, run, preset)
+    root = source.family_root
     limit = settings.max_runs_per_job
     if store.count_runs(root) >= limit:
         raise _limit_reached(root, limit)
     job = run_document(
-        source, run, resolved, reuse_sfm, owner=owner, fingerprint=fingerprint, idempotency_key=idempotency_key, now=now
+        source,
+        run,
+        resolved,
+        reuse_sfm,
+        preset=preset,
+        owner=owner,
+        fingerprint=fingerprint,
+        idempotency_key=idempotency_key,
+        now=now,
     )
     try:
-        store.insert_job(job)
-        orchestrator.on_change(job.id, now)
+        orchestrator.insert(job, now)
     except DuplicateKeyError:  # a concurrent request with the same key won the race
         first = store.find_job_by_idempotency_key(owner, idempotency_key)
         if first is None:
             raise
-        return _replayed(first, fingerprint)
+        return replayed(first, fingerprint, unfingerprinted_matches=False)
     if store.count_runs(root) > limit:  # concurrent runs passed the check together: this one yields
         orchestrator.delete(job.id, now)
         raise _limit_reached(root, limit)
-    first_stages: list[StageName] = list(run.methods) if reuse_sfm else ["sfm"]
-    for stage in first_stages:
-        orchestrator.publish_stage(job.id, stage, now, expect={"status": "pending"})
-    created = orchestrator.get(job.id)
-    assert created is not None
-    job = created
+    job = orchestrator.queue_first(job.id, list(run.methods) if reuse_sfm else ["sfm"], now)
     logger.info(
         "run %s of job %s for %s (%s, sfm %s)",
         job.id,
@@ -227,12 +222,6 @@ def start_run(
         "reused" if reuse_sfm else "again",
     )
     return job
-
-
-def _replayed(first: StoredJob, fingerprint: str) -> StoredJob:
-    if first.request_sha256 != fingerprint:
-        raise key_reused()
-    return first
 
 
 def _limit_reached(root: str, limit: int) -> ApiError:

@@ -103,7 +103,7 @@ def job_public(
                 url_expires_at=expires,
             )
         )
-    error = first_error(job) if job.status in ("failed", "partial") else None
+    error = first_error(job)
     return JobPublic(
         id=job.id,
         name=job.name,

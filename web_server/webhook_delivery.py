@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 from starlette.concurrency import run_in_threadpool
 
+from shared.backoff import backoff_delay_s
 from shared.settings import Settings
 from web_server.store import Store, as_utc, utcnow
 from web_server.webhook_events import (
@@ -41,13 +42,6 @@ logger = logging.getLogger(__name__)
 
 #: Events one lease sends before the job goes back to the queue (fairness between jobs).
 MAX_EVENTS_PER_LEASE = 20
-
-
-def retry_delay_s(attempts: int, base_s: float, max_s: float) -> float:
-    """The wait after the ``attempts``-th failed attempt: ``base · 2^(attempts−1)``, at most ``max_s``."""
-    if base_s <= 0:
-        return 0.0
-    return min(base_s * 2 ** max(attempts - 1, 0), max_s)
 
 
 class Attempt:
@@ -158,7 +152,7 @@ class WebhookDelivery:
         deadline = as_utc(event["created_at"]) + timedelta(seconds=self.settings.webhook_max_age_s)
         if attempt.permanent or attempts >= self.settings.webhook_max_attempts or now >= deadline:
             return {**record, "state": "failed", "next_attempt_at": None}
-        delay = retry_delay_s(attempts, self.settings.webhook_retry_base_s, self.settings.webhook_retry_max_s)
+        delay = backoff_delay_s(attempts, self.settings.webhook_retry_base_s, self.settings.webhook_retry_max_s)
         return {**record, "next_attempt_at": min(now + timedelta(seconds=delay), deadline)}
 
     async def _attempt(self, state: dict[str, Any], event: dict[str, Any]) -> Attempt:

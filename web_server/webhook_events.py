@@ -85,7 +85,7 @@ def event_body(
 
 
 def _status_data(job: StoredJob, previous: str | None) -> dict[str, Any]:
-    error = first_error(job) if job.status in ("failed", "partial") else None
+    error = first_error(job)
     return {
         "status": job.status,
         "previous_status": previous,

@@ -20,13 +20,13 @@ _MAX_CORNERS = 200
 _FORWARD_BACKWARD_PX = 2.0
 
 
-#: Lucas–Kanade settings: the pyramid follows displacements of about a fifth of a 480-pixel frame.
 class _LucasKanade(TypedDict):
     winSize: tuple[int, int]
     maxLevel: int
     criteria: tuple[int, int, float]
 
 
+#: Lucas–Kanade settings: the pyramid follows displacements of about a fifth of a 480-pixel frame.
 _LK: _LucasKanade = {
     "winSize": (21, 21),
     "maxLevel": 4,

@@ -16,8 +16,7 @@ import pytest
 from tests.e2e.stack import tiny_options
 from vid2scene.embedded_mongo import secantus_available
 from vid2scene.local import LocalStack
-
-TERMINAL_STAGE = {"succeeded", "failed", "cancelled"}
+from web_server.models import TERMINAL_STAGE
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 

@@ -23,7 +23,6 @@ from shared.eta import (
     split_duration,
     stage_cost,
     stage_work,
-    start_rate,
     update_rate,
 )
 from shared.options import SfmOptions, SplatOptions, TensorfOptions
@@ -34,7 +33,7 @@ VIDEO = {"width": 1920, "height": 1080, "frame_count": 900}
 # --- rates ------------------------------------------------------------------------------------------
 def _anchored(at_s: float = 10.0, progress: float = 0.1) -> RateState:
     """A stage whose first progress (``progress``) came at ``at_s``."""
-    return update_rate(start_rate(0.0), progress, at_s)
+    return update_rate(RateState(), progress, at_s)
 
 
 def test_the_start_up_before_the_first_progress_is_left_out() -> None:
@@ -45,7 +44,7 @@ def test_the_start_up_before_the_first_progress_is_left_out() -> None:
 
 
 def test_no_rate_before_progress_or_before_the_minimum_elapsed_time() -> None:
-    state = start_rate(0.0)
+    state = RateState()
     assert update_rate(state, 0.0, 30.0) is state  # no progress yet
     anchored = _anchored(10.0, 0.1)
     assert update_rate(anchored, 0.5, 11.0).rate is None  # too early to tell

@@ -352,7 +352,7 @@ def test_the_openapi_schema_describes_webhook_url_and_the_jobs_webhook(server: S
 def test_the_ssrf_rule_refuses_every_non_public_address_unless_its_network_is_allowed() -> None:
     import ipaddress
 
-    from web_server.webhook_delivery import retry_delay_s
+    from shared.backoff import backoff_delay_s
     from web_server.webhook_targets import WebhookUrlError, check_addresses, parse_webhook_url, refusal
 
     ip = ipaddress.ip_address
@@ -380,4 +380,4 @@ def test_the_ssrf_rule_refuses_every_non_public_address_unless_its_network_is_al
     for bad in ("javascript:alert(1)", "http:///x", "http://h:99999/", "http://h /x"):
         with pytest.raises(WebhookUrlError):
             parse_webhook_url(bad)
-    assert [retry_delay_s(n, 10, 3600) for n in (1, 2, 3, 10, 11)] == [10, 20, 40, 3600, 3600]
+    assert [backoff_delay_s(n, 10, 3600) for n in (1, 2, 3, 10, 11)] == [10, 20, 40, 3600, 3600]

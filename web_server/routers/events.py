@@ -18,13 +18,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from shared.settings import Settings
-from web_server.deps import OwnerDep, SettingsDep, StoreDep, get_queue_positions, get_stage_history
+from web_server.deps import OwnerDep, StoreDep
 from web_server.models import TERMINAL_JOB, StoredJob
 from web_server.problems import Problem
-from web_server.routers.jobs import owned_job
+from web_server.routers.jobs import owned_job, public_job
 from web_server.store import utcnow
-from web_server.views import job_public
 
 router = APIRouter(prefix="/v1", tags=["events"])
 
@@ -41,15 +39,8 @@ def _event(kind: str, data: dict[str, Any], event_id: int | None = None) -> str:
     return head + f"data: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
-def _snapshot(request: Request, settings: Settings, job: StoredJob) -> str:
-    public = job_public(
-        job,
-        positions=get_queue_positions(request),
-        history=get_stage_history(request),
-        settings=settings,
-        now=utcnow(),
-    )
-    return _event("job", public.model_dump(mode="json"), job.version)
+def _snapshot(request: Request, job: StoredJob) -> str:
+    return _event("job", public_job(request, job).model_dump(mode="json"), job.version)
 
 
 @router.get(
@@ -57,9 +48,7 @@ def _snapshot(request: Request, settings: Settings, job: StoredJob) -> str:
     response_class=StreamingResponse,
     responses={**_STREAM, 404: {"model": Problem, "description": "no such job"}},
 )
-def job_events(
-    job_id: str, request: Request, owner: OwnerDep, settings: SettingsDep, store: StoreDep
-) -> StreamingResponse:
+def job_events(job_id: str, request: Request, owner: OwnerDep, store: StoreDep) -> StreamingResponse:
     """Follow one job: a snapshot now and on every change; the stream ends after the job ends."""
     owned_job(store, job_id, owner)
     poll_s: float = request.app.state.sse_poll_s
@@ -74,7 +63,7 @@ def job_events(
                 return
             if job.version != seen:
                 seen = job.version
-                yield await run_in_threadpool(_snapshot, request, settings, job)
+                yield await run_in_threadpool(_snapshot, request, job)
                 last_sent = time.monotonic()
                 if job.status in TERMINAL_JOB:
                     return
@@ -87,7 +76,7 @@ def job_events(
 
 
 @router.get("/events", response_class=StreamingResponse, responses=_STREAM)
-def all_events(request: Request, owner: OwnerDep, settings: SettingsDep, store: StoreDep) -> StreamingResponse:
+def all_events(request: Request, owner: OwnerDep, store: StoreDep) -> StreamingResponse:
     """Follow all the caller's jobs: snapshots of the active ones now, then of every job that changes."""
     poll_s: float = request.app.state.sse_poll_s
 
@@ -104,7 +93,7 @@ def all_events(request: Request, owner: OwnerDep, settings: SettingsDep, store: 
             for job in jobs:
                 if versions.get(job.id) != job.version:
                     versions[job.id] = job.version
-                    yield await run_in_threadpool(_snapshot, request, settings, job)
+                    yield await run_in_threadpool(_snapshot, request, job)
                     last_sent = time.monotonic()
             if time.monotonic() - last_sent > KEEPALIVE_S:
                 yield ": keep-alive\n\n"

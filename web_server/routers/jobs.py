@@ -24,12 +24,13 @@ from web_server.deps import (
     get_stage_history,
 )
 from web_server.intake import accept_upload
-from web_server.models import JobList, JobPublic, JobStatus, RunCreate, RunList, StoredJob
+from web_server.models import ACTIVE_JOB, JobList, JobPublic, JobStatus, RunCreate, RunList, StoredJob
 from web_server.problems import ApiError, Problem, not_found
 from web_server.runs import start_run
 from web_server.store import Store, as_utc, utcnow
 from web_server.uploads import VIDEO_FIELD
 from web_server.views import job_public
+from web_server.webhook_targets import MAX_URL_LENGTH
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ _UPLOAD_BODY = {
                         "webhook_url": {
                             "type": "string",
                             "format": "uri",
-                            "maxLength": 2048,
+                            "maxLength": MAX_URL_LENGTH,
                             "description": "http(s) URL that receives the job's events, signed with the API key's "
                             "webhook secret (see the API docs, 'Webhooks')",
                         },
@@ -130,11 +131,11 @@ async def create_job(
             metrics=metrics,
             api_key_id=api_key_id,
         )
-    return _accepted(_public(request, job))
+    return _accepted(public_job(request, job))
 
 
-def _public(request: Request, job: StoredJob) -> JobPublic:
-    """The public view of ``job`` with this app's settings and queue positions."""
+def public_job(request: Request, job: StoredJob) -> JobPublic:
+    """The public view of ``job`` with this app's settings, queue positions and ETA history."""
     return job_public(
         job,
         positions=get_queue_positions(request),
@@ -172,13 +173,13 @@ def list_jobs(
     found = store.list_owner_jobs(owner, limit=limit + 1, status=status, before=before)  # one more: another page?
     jobs = found[:limit]
     next_cursor = _encode_cursor(jobs[-1].created_at, jobs[-1].id) if len(found) > limit else None
-    return JobList(items=[_public(request, j) for j in jobs], next_cursor=next_cursor)
+    return JobList(items=[public_job(request, j) for j in jobs], next_cursor=next_cursor)
 
 
 @router.get("/{job_id}", response_model=JobPublic, responses={**_AUTH, **_NOT_FOUND})
 def get_job(job_id: str, request: Request, owner: OwnerDep, store: StoreDep) -> JobPublic:
     """One job: status, stages, error, queue position, artifacts with signed URLs."""
-    return _public(request, owned_job(store, job_id, owner))
+    return public_job(request, owned_job(store, job_id, owner))
 
 
 @router.post(
@@ -213,12 +214,12 @@ def cancel_job(
     positions.invalidate()
     if job.status != "cancelled":  # it ended between the read above and the cancel
         _refuse_if_ended(job)
-    return _public(request, job)
+    return public_job(request, job)
 
 
 def _refuse_if_ended(job: StoredJob) -> None:
     """409 ``JOB_FINISHED`` unless the job is queued or running."""
-    if job.status not in ("queued", "running"):
+    if job.status not in ACTIVE_JOB:
         raise ApiError(409, "JOB_FINISHED", f"The job has already {_ENDED_AS[job.status]}; there is nothing to cancel.")
 
 
@@ -280,7 +281,7 @@ def create_run(
         store, orchestrator, settings, source, body, owner=owner, idempotency_key=idempotency_key, now=utcnow()
     )
     positions.invalidate()
-    return _accepted(_public(request, job))
+    return _accepted(public_job(request, job))
 
 
 @router.get("/{job_id}/runs", response_model=RunList, responses={**_AUTH, **_NOT_FOUND})
@@ -290,6 +291,6 @@ def list_runs(job_id: str, request: Request, owner: OwnerDep, settings: Settings
     Works from any member of the family (the uploaded job or one of its runs).
     """
     job = owned_job(store, job_id, owner)
-    root = job.root_job or job.id
+    root = job.family_root
     family = store.job_family(owner, root)
-    return RunList(root_job=root, max_runs=settings.max_runs_per_job, items=[_public(request, j) for j in family])
+    return RunList(root_job=root, max_runs=settings.max_runs_per_job, items=[public_job(request, j) for j in family])

@@ -10,13 +10,15 @@ announcements), :mod:`~web_server.store.timings` (stage durations, the ETA's his
 
 Every state change is one atomic ``find_one_and_update``/``update_one`` whose filter states the
 condition it relies on (a lease, a status, a version); no transactions, no change streams, so a
-standalone ``mongod`` (or SecantusDB) is enough. Documents are written from the ``Stored*`` models
-of :mod:`web_server.models`, so a document's fields are defined there once.
+standalone ``mongod`` (or SecantusDB) is enough. Job, file and key documents are written from the
+``Stored*`` models of :mod:`web_server.models`, so their fields are defined there once; two kinds are
+plain dicts, each defined by the one module that writes it: a job's webhook outbox
+(:mod:`web_server.webhook_events`) and the stage timings (:mod:`web_server.eta_history`).
 """
 
 from __future__ import annotations
 
-from web_server.store.base import ACTIVE_JOB, CHUNK_SIZE, FILES_BUCKET, as_utc, connect, to_document, utcnow
+from web_server.store.base import CHUNK_SIZE, FILES_BUCKET, as_utc, connect, to_document, utcnow
 from web_server.store.files import BucketFile, FileQueries, FileUpload
 from web_server.store.jobs import JobQueries
 from web_server.store.keys import KeyQueries
@@ -25,7 +27,6 @@ from web_server.store.webhooks import WebhookQueries
 from web_server.store.workers import WorkerQueries
 
 __all__ = [
-    "ACTIVE_JOB",
     "CHUNK_SIZE",
     "FILES_BUCKET",
     "BucketFile",

@@ -21,9 +21,6 @@ FILES_BUCKET = "files"
 #: The GridFS chunk size of the ``files`` bucket.
 CHUNK_SIZE = 1024 * 1024
 
-#: Jobs whose stages may still change: the only ones a stage write applies to.
-ACTIVE_JOB: tuple[str, ...] = ("queued", "running")
-
 
 def utcnow() -> datetime:
     """The current time, timezone-aware UTC."""

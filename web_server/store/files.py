@@ -34,7 +34,7 @@ class FileUpload:
         metadata: the file's metadata (``job_id``, ``name``, ...).
     """
 
-    def __init__(self, store: Collections, filename: str, metadata: dict[str, Any]) -> None:
+    def __init__(self, store: FileQueries, filename: str, metadata: dict[str, Any]) -> None:
         self._store = store
         self._filename = filename
         self._metadata = dict(metadata)
@@ -90,8 +90,7 @@ class FileUpload:
     def abort(self) -> None:
         """Drop what was written: the chunks, and the files document when :meth:`close` already wrote it."""
         self._buffer.clear()
-        self._store.file_docs.delete_one({"_id": self.file_id})
-        self._store.chunk_docs.delete_many({"files_id": self.file_id})
+        self._store.delete_file(self.file_id)
 
 
 @dataclass(frozen=True)

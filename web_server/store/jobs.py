@@ -18,8 +18,8 @@ from pymongo import ReturnDocument
 
 from shared.capture.report import CaptureReport
 from shared.messages import STAGES, StageName
-from web_server.models import StoredError, StoredFile, StoredJob, StoredStage
-from web_server.store.base import ACTIVE_JOB, Collections, as_utc, to_document
+from web_server.models import ACTIVE_JOB, StoredError, StoredFile, StoredJob, StoredStage
+from web_server.store.base import Collections, as_utc, to_document
 
 _ACTIVE = {"$in": list(ACTIVE_JOB)}
 
@@ -61,7 +61,9 @@ class JobQueries(Collections):
         return self.jobs.find_one({"_id": job_id}, {"_id": 1}) is not None
 
     def find_job_by_idempotency_key(self, owner: str, idempotency_key: str | None) -> StoredJob | None:
-        """The owner's job created with this ``Idempotency-Key``, or None."""
+        """The owner's job created with this ``Idempotency-Key``, or None (always None without a key)."""
+        if idempotency_key is None:
+            return None
         doc = self.jobs.find_one({"owner": owner, "idempotency_key": idempotency_key})
         return StoredJob.model_validate(doc) if doc else None
 

@@ -25,7 +25,7 @@ class KeyQueries(Collections):
         res = self.api_keys.update_one({"_id": key_id, "revoked_at": None}, {"$set": {"revoked_at": now}})
         return res.modified_count == 1
 
-    def live_key_owner(self, token_sha256: str) -> str | None:
-        """The owner of the live (not revoked) key with this token hash, or None."""
-        doc = self.api_keys.find_one({"token_sha256": token_sha256, "revoked_at": None}, {"owner": 1})
-        return str(doc["owner"]) if doc else None
+    def live_api_key(self, token_sha256: str) -> StoredApiKey | None:
+        """The live (not revoked) key with this token hash, or None."""
+        doc = self.api_keys.find_one({"token_sha256": token_sha256, "revoked_at": None})
+        return StoredApiKey.model_validate(doc) if doc else None

@@ -18,11 +18,6 @@ from web_server.store.base import Collections
 class WebhookQueries(Collections):
     """Webhook secrets of API keys and the webhook outbox of jobs."""
 
-    def live_key_id(self, token_sha256: str) -> str | None:
-        """The id of the live (not revoked) key with this token hash, or None."""
-        doc = self.api_keys.find_one({"token_sha256": token_sha256, "revoked_at": None}, {"_id": 1})
-        return str(doc["_id"]) if doc else None
-
     def webhook_secret(self, key_id: str) -> str | None:
         """The webhook secret of an API key (revoked or not), or None when the key or its secret is missing."""
         doc = self.api_keys.find_one({"_id": key_id}, {"webhook_secret": 1})
