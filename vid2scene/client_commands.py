@@ -163,13 +163,13 @@ def follow(client: Vid2SceneClient, job_id: str, *, quiet: bool, timeout_s: floa
 
 
 def fetch_artifacts(
-    client: Vid2SceneClient, job_id: str, names: Sequence[str], out: Path, *, quiet: bool
+    client: Vid2SceneClient, job: JobView, names: Sequence[str], out: Path, *, quiet: bool
 ) -> list[Path]:
     """Download the artifacts ``names`` of a job into ``out``, one bar per file.
 
     Args:
         client: the API client.
-        job_id: the job.
+        job: the job as last read (its artifact sizes start the bars).
         names: the artifacts to fetch, as the job lists them.
         out: the folder to write into (created when there is something to write).
         quiet: draw no bars.
@@ -177,10 +177,11 @@ def fetch_artifacts(
     Returns:
         The written paths, in the order of ``names``.
     """
+    sizes = {a.name: a.size for a in job.artifacts}
     paths = []
     for name in names:
-        with bytes_bar(name, None, disable=quiet) as bar:
-            paths.append(client.download(job_id, name, Path(out) / Path(name).name, on_bytes=bytes_callback(bar)))
+        with bytes_bar(name, sizes.get(name), disable=quiet) as bar:
+            paths.append(client.download(job.id, name, Path(out) / Path(name).name, on_bytes=bytes_callback(bar)))
     return paths
 
 
@@ -315,8 +316,9 @@ def cmd_wait(args: argparse.Namespace) -> int:
     with _client(args) as client:
         job = follow(client, args.job, quiet=args.quiet, timeout_s=args.timeout)
         if args.out is not None and job.status in ("succeeded", "partial"):
-            names = wanted_artifacts(client.get(job.id), include_input=args.include_input)
-            for path in fetch_artifacts(client, job.id, names, Path(args.out), quiet=args.quiet):
+            finished = client.get(job.id)
+            names = wanted_artifacts(finished, include_input=args.include_input)
+            for path in fetch_artifacts(client, finished, names, Path(args.out), quiet=args.quiet):
                 print(path)
     return exit_code_for(job)
 
@@ -326,7 +328,7 @@ def cmd_download(args: argparse.Namespace) -> int:
     with _client(args) as client:
         job = client.get(args.job)
         names = wanted_artifacts(job, only=args.only, include_input=args.include_input)
-        for path in fetch_artifacts(client, job.id, names, Path(args.out), quiet=args.quiet):
+        for path in fetch_artifacts(client, job, names, Path(args.out), quiet=args.quiet):
             print(path)
     missing = missing_outputs(job, only=args.only)
     if missing is None:

@@ -142,7 +142,7 @@ def publish_artifacts(client: Vid2SceneClient, job: JobView, out: Path, *, quiet
     if not names:
         return []
     with staged_output_dir(out, names) as staging:
-        fetch_artifacts(client, job.id, names, staging, quiet=quiet)
+        fetch_artifacts(client, job, names, staging, quiet=quiet)
     return [out / name for name in names]
 
 

@@ -78,3 +78,16 @@ def test_download_of_a_failed_job_says_the_missing_files_will_not_come_and_exits
     err = capsys.readouterr().err
     assert code == ExitCode.FAILED, err
     assert "gs (failed) will not come" in err
+
+
+def test_download_bars_start_from_the_listed_size_not_an_unknown_total(
+    api_only: LocalStack, running_job: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each file's bar knows its size from the job's listing before the first byte: no ``0.00B`` bar of
+    unknown size is drawn before the real one."""
+    code = main(["download", running_job, "-o", str(tmp_path / "out"), "--partial", "--server", api_only.url])
+    assert code == ExitCode.OK
+    err = capsys.readouterr().err
+    assert "sfm.tar:   0%" in err and "0.00/9.00" in err, err  # b"the scene": 9 bytes, known from the start
+    assert "sfm.tar: 100%" in err and "9.00/9.00" in err, err
+    assert "0.00B [" not in err, err  # tqdm's bar of an unknown total
