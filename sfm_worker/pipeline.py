@@ -119,6 +119,10 @@ def run_sfm(
         return _run(video, out_dir, staging, options, on_progress, on_capture)
 
 
+#: Fewest 3D points a reconstruction may have (the tiny test settings give hundreds, the garden clip thousands).
+MIN_SCENE_POINTS = 50
+
+
 def camera_motion_ratio(cam_from_world: np.ndarray, points_xyz: np.ndarray) -> float:
     """How far the camera moved, as a share of its distance to the scene.
 
@@ -142,9 +146,22 @@ def camera_motion_ratio(cam_from_world: np.ndarray, points_xyz: np.ndarray) -> f
 def check_camera_motion(cam_from_world: np.ndarray, points_xyz: np.ndarray, min_ratio: float) -> None:
     """Refuse a reconstruction whose camera turned on the spot: without parallax its depth is noise.
 
+    A reconstruction of fewer than :data:`MIN_SCENE_POINTS` points is refused first: its motion ratio
+    (a median over the points) means nothing, and it has nothing to train on. COLMAP gave one of 2
+    points and 10 registered frames for a camera turned in place, whose ratio then passed.
+
     Raises:
-        StageError: ``VIDEO_TOO_SHORT`` (not enough camera motion) with the measured ratio.
+        StageError: ``VIDEO_TOO_SHORT`` (not enough camera motion) with the measured ratio, or with the
+            point count when there are too few points.
     """
+    if len(points_xyz) < MIN_SCENE_POINTS:
+        raise StageError(
+            ErrorCode.VIDEO_TOO_SHORT,
+            f"COLMAP placed only {len(points_xyz)} points in depth from {len(cam_from_world)} frames (at least "
+            f"{MIN_SCENE_POINTS} are needed): the camera turned on the spot or barely moved, or the scene has "
+            "too little texture. Walk around a textured object instead of turning in place.",
+            details={"num_points": len(points_xyz), "frames_registered": len(cam_from_world)},
+        )
     ratio = camera_motion_ratio(cam_from_world, points_xyz)
     if ratio < min_ratio:
         raise StageError(

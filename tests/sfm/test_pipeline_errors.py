@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sfm_worker.pipeline import camera_motion_ratio, check_camera_motion, run_sfm
+from sfm_worker.pipeline import MIN_SCENE_POINTS, camera_motion_ratio, check_camera_motion, run_sfm
 from shared.camera_path import look_at
 from shared.errors import Cancelled, ErrorCode, StageError
 from shared.exit_codes import ExitCode
@@ -86,8 +86,9 @@ def test_the_shipped_options_refuse_a_camera_turning_on_the_spot(turning_video: 
     Which of the two checks refuses depends on how many of these parallax-free frames COLMAP registers
     from texture alone, and that count is not the same on every machine even with one thread and a seed
     (7 of 16 on one checkout, 8 or more on another with the same packages): under the 0.5 share it is
-    TOO_FEW_FRAMES_REGISTERED, at or above it the camera-motion check's VIDEO_TOO_SHORT. Either way the job
-    fails with advice, and nothing is written.
+    TOO_FEW_FRAMES_REGISTERED, at or above it the camera-motion check's VIDEO_TOO_SHORT (in a long test
+    session COLMAP once returned 10 frames and 2 points, refused by the point count with the same code).
+    Either way the job fails with advice, and nothing is written.
     """
     options = SfmOptions.from_preset("preview", num_threads=1, seed=0)
     with pytest.raises(StageError) as err:
@@ -187,3 +188,17 @@ def test_cli_exits_3_when_the_stage_runs_and_fails(tmp_path: Path, capsys: pytes
     assert code == ExitCode.FAILED == 3
     assert "VIDEO_TOO_SHORT" in capsys.readouterr().err
     assert not (tmp_path / "scene").exists()
+
+
+def test_a_reconstruction_of_too_few_points_is_refused_whatever_its_motion_ratio() -> None:
+    """Two points and cameras far apart: the ratio would pass, but nothing can be trained on two points."""
+    centres = np.array([[x, 0.0, -2.0] for x in np.linspace(-1.0, 1.0, 10)])
+    poses = np.stack([look_at(c, np.zeros(3), UP)[:3, :] for c in centres])
+    points = np.array([[0.0, 0.0, 0.0], [0.1, 0.0, 0.0]])
+    assert camera_motion_ratio(poses, points) > 0.1
+    with pytest.raises(StageError) as err:
+        check_camera_motion(poses, points, min_ratio=0.1)
+    assert err.value.code == ErrorCode.VIDEO_TOO_SHORT
+    assert f"only 2 points in depth from 10 frames (at least {MIN_SCENE_POINTS} are needed)" in err.value.message
+    assert "turned on the spot" in err.value.message
+    assert err.value.details == {"num_points": 2, "frames_registered": 10}
