@@ -10,10 +10,9 @@ import torch
 
 from gs_worker.model import camera_tensors, render
 from gs_worker.rasterize import Backend
-from shared.camera_path import PathKind, scene_flythrough_path
-from shared.manifest import PinholeCamera, SceneManifest
+from shared.manifest import PinholeCamera
 from shared.progress import ProgressFn, no_progress
-from shared.video import encode_h264, output_size
+from shared.video import encode_h264
 
 
 def render_frames(
@@ -51,37 +50,25 @@ def render_frames(
 def write_flythrough(
     path: Path,
     params: torch.nn.ParameterDict,
-    manifest: SceneManifest,
+    poses: np.ndarray,  # [F, 4, 4]
+    camera: PinholeCamera,
     *,
-    seconds: float,
     fps: int,
-    long_side: int,
     sh_degree: int,
-    kind: PathKind = "auto",
     backend: Backend = "auto",
     on_progress: ProgressFn = no_progress,
-) -> int:
+) -> None:
     """Render the flythrough of ``params`` and encode it as H.264 at ``path``.
 
     Args:
         path: the video file to write (``flythrough-gs.mp4``).
         params: the trained Gaussians.
-        manifest: the scene (its frames give the path, its camera the intrinsics).
-        seconds: duration.
+        poses: the ``cam_from_world`` poses, one a frame (:func:`shared.camera_path.flythrough_plan`).
+        camera: the intrinsics and size to render at.
         fps: frame rate.
-        long_side: the video's long side in pixels (the manifest camera is never scaled up).
         sh_degree: SH degree to render with.
-        kind: the path kind (see :func:`shared.camera_path.flythrough_path`).
         backend: the rasterizer.
         on_progress: called after each frame; may raise ``Cancelled``.
-
-    Returns:
-        The number of frames written.
     """
-    n_frames = max(2, round(seconds * fps))
-    poses = scene_flythrough_path(manifest, n_frames, kind=kind)
-    width, height = output_size(manifest.camera.width, manifest.camera.height, long_side)
-    camera = manifest.camera.scaled(width, height)
     frames = render_frames(params, poses, camera, sh_degree=sh_degree, backend=backend, on_progress=on_progress)
     encode_h264(path, frames, fps)
-    return n_frames

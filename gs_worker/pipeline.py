@@ -33,6 +33,7 @@ from gs_worker.rasterize_numba import compiled_rasterizer_ready, warm_up_compile
 from gs_worker.scene_frame import ExportFrame, export_frame
 from gs_worker.train import make_strategy, train
 from shared.artifacts import GS_FLYTHROUGH_FILE, REPORT_FILE
+from shared.camera_path import flythrough_plan
 from shared.device import device_name, resolve_device
 from shared.errors import ErrorCode, StageError
 from shared.heldout import HeldoutMetrics, evaluate_heldout
@@ -42,7 +43,6 @@ from shared.output_dir import staged_output_dir
 from shared.progress import ProgressFn, no_progress, sub_progress
 from shared.scene_loader import SceneData, load_scene
 from shared.training_metrics import TrainingMetrics, heldout_fields
-from shared.video import output_size
 
 logger = logging.getLogger(__name__)
 
@@ -202,18 +202,20 @@ def _run(
     final = cleaned.metrics
     on_progress(_EVAL, f"kept {cleaned.report.kept_count} of {cleaned.report.input_count} splats; exporting")
     files = write_exports(work_dir, cleaned.splats, data.manifest, frame)
-    fly_width, fly_height = output_size(
-        data.manifest.camera.width, data.manifest.camera.height, options.flythrough_long_side
-    )
-    n_frames = write_flythrough(
-        work_dir / GS_FLYTHROUGH_FILE,
-        create_params(cleaned.splats, device),
+    fly_poses, fly_camera = flythrough_plan(
         data.manifest,
         seconds=options.flythrough_seconds,
         fps=options.flythrough_fps,
         long_side=options.flythrough_long_side,
-        sh_degree=options.sh_degree,
         kind=options.flythrough_path,
+    )
+    write_flythrough(
+        work_dir / GS_FLYTHROUGH_FILE,
+        create_params(cleaned.splats, device),
+        fly_poses,
+        fly_camera,
+        fps=options.flythrough_fps,
+        sh_degree=options.sh_degree,
         backend=backend,
         on_progress=sub_progress(on_progress, _EXPORT, 1.0),
     )
@@ -231,9 +233,9 @@ def _run(
         height=data.camera.height,
         sh_degree=options.sh_degree,
         strategy=options.strategy,
-        flythrough_frames=n_frames,
-        flythrough_width=fly_width,
-        flythrough_height=fly_height,
+        flythrough_frames=len(fly_poses),
+        flythrough_width=fly_camera.width,
+        flythrough_height=fly_camera.height,
         flythrough_fps=options.flythrough_fps,
         retried_at_lower_resolution=retried,
         overlay_pixels=0 if overlay is None else int(overlay.sum()),

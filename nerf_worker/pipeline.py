@@ -101,13 +101,17 @@ def render_flythrough(
     model: TensorVM, data: SceneData, options: TensorfOptions, path: Path, on_progress: ProgressFn
 ) -> int:
     """Render the shared flythrough path to an H.264 file; returns the frame count."""
-    from shared.camera_path import scene_flythrough_path
-    from shared.video import encode_h264, output_size
+    from shared.camera_path import flythrough_plan
+    from shared.video import encode_h264
 
-    cam = data.manifest.camera
-    camera = cam.scaled(*output_size(cam.width, cam.height, options.flythrough_long_side))
-    n_frames = max(2, round(options.flythrough_seconds * options.flythrough_fps))
-    path_poses = scene_flythrough_path(data.manifest, n_frames, kind=options.flythrough_path)
+    path_poses, camera = flythrough_plan(
+        data.manifest,
+        seconds=options.flythrough_seconds,
+        fps=options.flythrough_fps,
+        long_side=options.flythrough_long_side,
+        kind=options.flythrough_path,
+    )
+    n_frames = len(path_poses)
 
     def frames() -> Iterator[np.ndarray]:
         for i, pose in enumerate(path_poses):

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 if TYPE_CHECKING:
-    from shared.manifest import SceneManifest
+    from shared.manifest import PinholeCamera, SceneManifest
 
 PathKind = Literal["auto", "orbit", "spline"]
 
@@ -272,3 +272,25 @@ def scene_flythrough_path(manifest: SceneManifest, n_frames: int, *, kind: PathK
     """
     frames = sorted(manifest.frames, key=lambda f: (f.timestamp_s, f.video_frame))
     return flythrough_path(np.stack([f.cam_from_world_matrix() for f in frames]), n_frames, kind=kind)
+
+
+def flythrough_plan(
+    manifest: SceneManifest, *, seconds: float, fps: int, long_side: int, kind: PathKind = "auto"
+) -> tuple[np.ndarray, PinholeCamera]:
+    """What both training stages render as their flythrough: the poses and the camera.
+
+    Args:
+        manifest: the scene.
+        seconds: the video's duration.
+        fps: its frame rate; ``max(2, round(seconds · fps))`` poses.
+        long_side: the video's long side in pixels (the scene's camera is scaled down to it, never up).
+        kind: ``"orbit"``, ``"spline"`` or ``"auto"`` (:func:`flythrough_path`).
+
+    Returns:
+        ``([n_frames, 4, 4] cam_from_world poses, the camera)``.
+    """
+    from shared.video import output_size
+
+    poses = scene_flythrough_path(manifest, max(2, round(seconds * fps)), kind=kind)
+    camera = manifest.camera
+    return poses, camera.scaled(*output_size(camera.width, camera.height, long_side))

@@ -9,6 +9,7 @@ from shared.camera_path import (
     camera_centers,
     choose_kind,
     flythrough_path,
+    flythrough_plan,
     look_at,
     scene_flythrough_path,
     swept_angle_deg,
@@ -152,6 +153,13 @@ def test_a_scenes_path_follows_its_frames_in_capture_order_whatever_the_manifest
     )
     path = scene_flythrough_path(manifest, 30)
     np.testing.assert_allclose(path, flythrough_path(poses, 30), atol=1e-9)
+
+    # The plan both stages render: seconds × fps poses (at least 2), the camera scaled down, never up.
+    poses_planned, camera = flythrough_plan(manifest, seconds=2.0, fps=12, long_side=32, kind="spline")
+    np.testing.assert_allclose(poses_planned, scene_flythrough_path(manifest, 24, kind="spline"), atol=1e-12)
+    assert (camera.width, camera.height, camera.fx, camera.cx) == (32, 24, 50.0, 16.0)
+    few, full = flythrough_plan(manifest, seconds=0.01, fps=8, long_side=4096)
+    assert len(few) == 2 and (full.width, full.height) == (64, 48)
 
 
 def _angles_deg(poses: np.ndarray) -> np.ndarray:
