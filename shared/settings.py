@@ -11,7 +11,7 @@ import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, FilePath, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "changethis"
@@ -140,6 +140,11 @@ class Settings(BaseSettings):
     webhook_retry_max_s: float = Field(default=3600.0, ge=0, description="longest backoff between webhook attempts")
     webhook_poll_s: float = Field(default=1.0, gt=0, description="how often due webhook deliveries are looked for")
     webhook_concurrency: int = Field(default=8, ge=1, le=256, description="jobs whose webhooks are delivered at once")
+    webhook_ca_file: FilePath | None = Field(
+        default=None,
+        description="PEM file of extra certificate authorities https webhooks may chain to (receivers on a "
+        "private network with an internal CA); the public ones stay trusted",
+    )
     webhook_allow_networks: str = Field(
         default="",
         description="comma-separated networks (e.g. '127.0.0.1/32,10.0.0.0/8') webhooks may target although "

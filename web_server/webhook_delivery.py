@@ -6,7 +6,8 @@ jobs whose next delivery is due, takes each one's delivery lease (one sender per
 number of server processes) and sends its oldest pending event; the next event is sent only once that
 one is delivered or given up, so a receiver sees a job's events in order. An attempt resolves the
 host, checks every address (:mod:`web_server.webhook_targets`), connects to the checked address,
-signs the body with the key's current webhook secret and follows no redirect. A 2xx answer delivers
+signs the body with the key's current webhook secret and follows no redirect; https checks the
+certificate against the URL's host name, trusting the public CAs and ``webhook_ca_file``. A 2xx answer delivers
 the event; any other answer, a timeout or a connection error schedules the next attempt after
 ``min(webhook_retry_base_s · 2^(attempts−1), webhook_retry_max_s)``, until ``webhook_max_attempts``
 attempts or ``webhook_max_age_s`` after the event was recorded; a refused address or a key without
@@ -17,11 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 import uuid
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import certifi
 import httpx
 from starlette.concurrency import run_in_threadpool
 
@@ -42,6 +46,18 @@ logger = logging.getLogger(__name__)
 
 #: Events one lease sends before the job goes back to the queue (fairness between jobs).
 MAX_EVENTS_PER_LEASE = 20
+
+
+def tls_context(extra_ca_file: Path | None) -> ssl.SSLContext:
+    """What https deliveries trust: the public CAs (certifi's bundle, as httpx by default) and ``extra_ca_file``.
+
+    Certificates are checked against the URL's host name, although the connection goes to the address
+    that was checked (the request's ``sni_hostname``).
+    """
+    context = ssl.create_default_context(cafile=certifi.where())
+    if extra_ca_file is not None:
+        context.load_verify_locations(cafile=str(extra_ca_file))
+    return context
 
 
 class Attempt:
@@ -71,7 +87,10 @@ class WebhookDelivery:
         self.store = store
         self.settings = settings
         self.client = client or httpx.AsyncClient(
-            timeout=httpx.Timeout(settings.webhook_timeout_s), follow_redirects=False, trust_env=False
+            timeout=httpx.Timeout(settings.webhook_timeout_s),
+            follow_redirects=False,
+            trust_env=False,
+            verify=tls_context(settings.webhook_ca_file),
         )
         self.lease_s = 5 * settings.webhook_timeout_s + 5
 

@@ -6,10 +6,14 @@ backoffs are tiny so retries take tenths of a second.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
 import itertools
 import json
+import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -79,9 +83,10 @@ class Receiver:
             time.sleep(0.02)
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    """A running receiver; stopped afterwards."""
+@contextlib.contextmanager
+def _serving(host: str = "127.0.0.1", *, url_host: str | None = None, cert: Any = None) -> Iterator[Receiver]:
+    """A receiver listening on ``host`` (https with ``cert``, a ``trustme`` leaf certificate); its URL names
+    ``url_host`` (default: ``host``). Stopped afterwards."""
     state: dict[str, Receiver] = {}
 
     class Handler(BaseHTTPRequestHandler):
@@ -98,13 +103,32 @@ def receiver() -> Iterator[Receiver]:
         def log_message(self, *args: Any) -> None:
             return
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state["receiver"] = Receiver(url=f"http://127.0.0.1:{httpd.server_address[1]}/hooks/vid2scene?src=test")
+    class Server(ThreadingHTTPServer):
+        address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
+    httpd = Server((host, 0), Handler)
+    scheme = "http"
+    if cert is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        cert.configure_cert(context)
+        httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+        scheme = "https"
+    name = url_host or (f"[{host}]" if ":" in host else host)
+    state["receiver"] = Receiver(url=f"{scheme}://{name}:{httpd.server_address[1]}/hooks/vid2scene?src=test")
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
-    yield state["receiver"]
-    httpd.shutdown()
-    httpd.server_close()
+    try:
+        yield state["receiver"]
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A running receiver on 127.0.0.1 (http); stopped afterwards."""
+    with _serving() as rec:
+        yield rec
 
 
 def _key_id(server: Server, owner: str = "alice") -> str:
@@ -381,3 +405,46 @@ def test_the_ssrf_rule_refuses_every_non_public_address_unless_its_network_is_al
         with pytest.raises(WebhookUrlError):
             parse_webhook_url(bad)
     assert [backoff_delay_s(n, 10, 3600) for n in (1, 2, 3, 10, 11)] == [10, 20, 40, 3600, 3600]
+
+
+def test_https_webhooks_check_the_certificate_against_the_host_name_while_connecting_to_the_checked_address(
+    server_factory: Any, tiny_video: bytes, tmp_path: Any
+) -> None:
+    """``https://localhost:…``: the delivery connects to the address it checked, sends the host name for SNI
+    and verifies the certificate against it, trusting ``webhook_ca_file`` beside the public CAs."""
+    import trustme
+
+    from web_server.webhook_targets import check_addresses, resolve
+
+    networks = "127.0.0.0/8,::1/128"
+    server = server_factory(**{**FAST, "webhook_allow_networks": networks})
+    address = check_addresses("localhost", asyncio.run(resolve("localhost", 443)), server.settings.webhook_networks)
+    ca = trustme.CA()
+    ca_file = tmp_path / "internal-ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+
+    def first_error(srv: Server, url: str) -> str:
+        job_id = srv.submit(tiny_video, methods="gs", webhook_url=url).json()["id"]
+        job = _wait_job(srv, job_id, lambda j: j["webhook"]["events"][0]["attempts"] >= 1, "an attempt")
+        record = job["webhook"]["events"][0]
+        assert record["state"] != "delivered" and record["last_status"] is None, record
+        return str(record["last_error"])
+
+    with (
+        _serving(str(address), url_host="localhost", cert=ca.issue_cert("localhost")) as right,
+        _serving(str(address), url_host="localhost", cert=ca.issue_cert("receiver.internal")) as wrong,
+    ):
+        # The right certificate, but its CA is not one this server was told to trust: refused. (Apps of one
+        # test share the database and each sends what is due, so this runs before a trusting app exists.)
+        assert "certificate" in first_error(server, right.url).lower()
+
+        trusting = server_factory(**{**FAST, "webhook_allow_networks": networks, "webhook_ca_file": ca_file})
+        delivered = trusting.submit(tiny_video, methods="gs", webhook_url=right.url).json()["id"]
+        right.wait_for(lambda r: any(d["job"]["id"] == delivered for d in r.delivered()), "an event over TLS")
+        hit = next(d for d in right.requests if d.event["job"]["id"] == delivered)
+        assert hit.headers["Host"] == right.url.split("/")[2]
+        assert verify(_secret(trusting), hit.headers["Vid2Scene-Signature"], hit.body)
+
+        # A certificate for another name, although signed by the trusted CA: refused.
+        assert "certificate" in first_error(trusting, wrong.url).lower()
+        assert wrong.requests == [] and len(right.requests) == len(right.delivered())
