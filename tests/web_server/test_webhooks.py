@@ -265,6 +265,23 @@ def test_an_event_is_given_up_after_the_last_attempt_and_the_next_one_follows(
     assert len(receiver.requests) == 3
 
 
+def test_an_event_is_given_up_once_it_is_older_than_the_max_age_whatever_attempts_are_left(
+    server_factory: Any, receiver: Receiver, tiny_video: bytes
+) -> None:
+    server = server_factory(**{**FAST, "webhook_max_age_s": 2.0, "webhook_retry_max_s": 0.2})
+    receiver.default_status = 500
+    before = time.monotonic()
+    job_id = server.submit(tiny_video, methods="gs", webhook_url=receiver.url).json()["id"]
+    failed = _wait_job(server, job_id, lambda j: j["webhook"]["events"][0]["state"] == "failed", "give-up by age")
+    record = failed["webhook"]["events"][0]
+    assert 2 <= record["attempts"] < server.settings.webhook_max_attempts, record  # attempts were left
+    assert (record["last_status"], record["next_attempt_at"]) == (500, None)
+    times = [d.at for d in receiver.requests]
+    assert len(times) == record["attempts"] and times[-1] - before >= 0.95 * 2.0  # the last one at the deadline
+    time.sleep(0.5)
+    assert len(receiver.requests) == record["attempts"]  # nothing more is sent
+
+
 def test_pending_deliveries_survive_a_server_restart(
     server_factory: Any, receiver: Receiver, tiny_video: bytes
 ) -> None:
