@@ -202,13 +202,7 @@ def _run(
     final = cleaned.metrics
     on_progress(_EVAL, f"kept {cleaned.report.kept_count} of {cleaned.report.input_count} splats; exporting")
     files = write_exports(work_dir, cleaned.splats, data.manifest, frame)
-    fly_poses, fly_camera = flythrough_plan(
-        data.manifest,
-        seconds=options.flythrough_seconds,
-        fps=options.flythrough_fps,
-        long_side=options.flythrough_long_side,
-        kind=options.flythrough_path,
-    )
+    fly_poses, fly_camera = flythrough_plan(data.manifest, options)
     write_flythrough(
         work_dir / GS_FLYTHROUGH_FILE,
         create_params(cleaned.splats, device),

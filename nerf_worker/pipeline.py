@@ -104,13 +104,7 @@ def render_flythrough(
     from shared.camera_path import flythrough_plan
     from shared.video import encode_h264
 
-    path_poses, camera = flythrough_plan(
-        data.manifest,
-        seconds=options.flythrough_seconds,
-        fps=options.flythrough_fps,
-        long_side=options.flythrough_long_side,
-        kind=options.flythrough_path,
-    )
+    path_poses, camera = flythrough_plan(data.manifest, options)
     n_frames = len(path_poses)
 
     def frames() -> Iterator[np.ndarray]:

@@ -27,7 +27,7 @@ All poses are OpenCV ``cam_from_world`` 4×4 matrices (x right, y down, z forwar
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 
@@ -274,23 +274,37 @@ def scene_flythrough_path(manifest: SceneManifest, n_frames: int, *, kind: PathK
     return flythrough_path(np.stack([f.cam_from_world_matrix() for f in frames]), n_frames, kind=kind)
 
 
-def flythrough_plan(
-    manifest: SceneManifest, *, seconds: float, fps: int, long_side: int, kind: PathKind = "auto"
-) -> tuple[np.ndarray, PinholeCamera]:
+class FlythroughOptions(Protocol):
+    """The flythrough options both training stages have (``SplatOptions``, ``TensorfOptions``)."""
+
+    @property
+    def flythrough_seconds(self) -> float: ...  # pragma: no cover - a protocol
+
+    @property
+    def flythrough_fps(self) -> int: ...  # pragma: no cover - a protocol
+
+    @property
+    def flythrough_long_side(self) -> int: ...  # pragma: no cover - a protocol
+
+    @property
+    def flythrough_path(self) -> PathKind: ...  # pragma: no cover - a protocol
+
+
+def flythrough_plan(manifest: SceneManifest, options: FlythroughOptions) -> tuple[np.ndarray, PinholeCamera]:
     """What both training stages render as their flythrough: the poses and the camera.
 
     Args:
         manifest: the scene.
-        seconds: the video's duration.
-        fps: its frame rate; ``max(2, round(seconds · fps))`` poses.
-        long_side: the video's long side in pixels (the scene's camera is scaled down to it, never up).
-        kind: ``"orbit"``, ``"spline"`` or ``"auto"`` (:func:`flythrough_path`).
+        options: the stage's options: ``max(2, round(flythrough_seconds · flythrough_fps))`` poses of the
+            ``flythrough_path`` kind (:func:`flythrough_path`), the scene's camera scaled down (never up) to
+            ``flythrough_long_side``.
 
     Returns:
         ``([n_frames, 4, 4] cam_from_world poses, the camera)``.
     """
     from shared.video import output_size
 
-    poses = scene_flythrough_path(manifest, max(2, round(seconds * fps)), kind=kind)
+    n_frames = max(2, round(options.flythrough_seconds * options.flythrough_fps))
+    poses = scene_flythrough_path(manifest, n_frames, kind=options.flythrough_path)
     camera = manifest.camera
-    return poses, camera.scaled(*output_size(camera.width, camera.height, long_side))
+    return poses, camera.scaled(*output_size(camera.width, camera.height, options.flythrough_long_side))

@@ -15,6 +15,7 @@ from shared.camera_path import (
     swept_angle_deg,
 )
 from shared.manifest import FrameRecord, PinholeCamera, SceneManifest, Similarity, assign_splits
+from shared.options import SplatOptions, TensorfOptions
 
 UP = np.array([0.0, -1.0, 0.0])  # the normalised world's up
 
@@ -155,10 +156,12 @@ def test_a_scenes_path_follows_its_frames_in_capture_order_whatever_the_manifest
     np.testing.assert_allclose(path, flythrough_path(poses, 30), atol=1e-9)
 
     # The plan both stages render: seconds × fps poses (at least 2), the camera scaled down, never up.
-    poses_planned, camera = flythrough_plan(manifest, seconds=2.0, fps=12, long_side=32, kind="spline")
+    options = SplatOptions(flythrough_seconds=2.0, flythrough_fps=12, flythrough_long_side=32, flythrough_path="spline")
+    poses_planned, camera = flythrough_plan(manifest, options)
     np.testing.assert_allclose(poses_planned, scene_flythrough_path(manifest, 24, kind="spline"), atol=1e-12)
     assert (camera.width, camera.height, camera.fx, camera.cx) == (32, 24, 50.0, 16.0)
-    few, full = flythrough_plan(manifest, seconds=0.01, fps=8, long_side=4096)
+    brief = TensorfOptions(flythrough_seconds=0.01, flythrough_fps=8, flythrough_long_side=4096)
+    few, full = flythrough_plan(manifest, brief)
     assert len(few) == 2 and (full.width, full.height) == (64, 48)
 
 
