@@ -7,6 +7,7 @@ backoffs are tiny so retries take tenths of a second.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import hashlib
 import hmac
@@ -435,7 +436,9 @@ def test_https_webhooks_check_the_certificate_against_the_host_name_while_connec
 
     networks = "127.0.0.0/8,::1/128"
     server = server_factory(**{**FAST, "webhook_allow_networks": networks})
-    address = check_addresses("localhost", asyncio.run(resolve("localhost", 443)), server.settings.webhook_networks)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # a loop of its own: this thread may be running one
+        resolved = pool.submit(asyncio.run, resolve("localhost", 443)).result()
+    address = check_addresses("localhost", resolved, server.settings.webhook_networks)
     ca = trustme.CA()
     ca_file = tmp_path / "internal-ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
