@@ -28,6 +28,7 @@ The rules (``docs/eta.md`` explains and measures them):
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 from collections.abc import Iterable, Mapping
@@ -143,6 +144,18 @@ def _megapixels(long_side_cap: int, video: Mapping[str, Any]) -> float:
     return float(width) * scale * float(height) * scale / 1e6
 
 
+@functools.cache
+def _default_options(stage: str) -> dict[str, Any]:
+    """``stage``'s option defaults as stored (built once: :func:`stage_work` runs on every job read).
+
+    Raises:
+        ValueError: an unknown stage.
+    """
+    if stage not in OPTIONS_BY_STAGE:
+        raise ValueError(f"unknown stage {stage!r}")
+    return OPTIONS_BY_STAGE[stage]().model_dump()
+
+
 def stage_work(stage: str, options: Mapping[str, Any], video: Mapping[str, Any]) -> float:
     """A stage's work in units whose cost in seconds history measures (see the module docstring).
 
@@ -158,9 +171,7 @@ def stage_work(stage: str, options: Mapping[str, Any], video: Mapping[str, Any])
     Raises:
         ValueError: an unknown stage.
     """
-    if stage not in OPTIONS_BY_STAGE:
-        raise ValueError(f"unknown stage {stage!r}")
-    opts = {**OPTIONS_BY_STAGE[stage]().model_dump(), **options}  # fields stored before they existed: defaults
+    opts = {**_default_options(stage), **options}  # fields stored before they existed: the defaults
     if stage == "sfm":
         frames = float(opts["target_frames"])
         if opts.get("max_frames"):

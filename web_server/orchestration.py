@@ -588,18 +588,17 @@ class Orchestrator:
         for stage in STAGES:
             for job_id, stage_doc in self.store.find_expired_leases(stage, now):
                 self._expire_lease(job_id, stage, stage_doc, now, report)
-            # A crash between a job's insert and its first publish leaves sfm pending (a new job, or a
-            # run whose SfM runs again); the grace keeps the reaper out of the normal milliseconds between.
-            if stage == "sfm":
-                created_before = now - timedelta(seconds=NEW_JOB_PUBLISH_GRACE_S)
-                for job_id in self.store.find_unqueued_new_jobs(created_before):
-                    if self.publish_stage(job_id, stage, now, expect={"status": "pending"}):
-                        report.published.append(job_id)
-            # A crash between sfm's success and the training stages' publish leaves them pending.
-            if stage in TRAINING_STAGES:
-                for job_id in self.store.find_pending_after_sfm(stage):
-                    if self.publish_stage(job_id, stage, now, expect={"status": "pending"}):
-                        report.published.append(job_id)
+            # A crash between a write and its publish leaves a stage pending: sfm after a job's insert (a
+            # new job, or a run whose SfM runs again; the grace keeps the reaper out of the normal
+            # milliseconds between), a training stage after sfm's success.
+            stuck = (
+                self.store.find_unqueued_new_jobs(now - timedelta(seconds=NEW_JOB_PUBLISH_GRACE_S))
+                if stage == "sfm"
+                else self.store.find_pending_after_sfm(stage)
+            )
+            for job_id in stuck:
+                if self.publish_stage(job_id, stage, now, expect={"status": "pending"}):
+                    report.published.append(job_id)
             stale = now - timedelta(seconds=self.settings.unclaimed_requeue_s)
             for job_id, stage_doc in self.store.find_unclaimed_stages(stage, stale):
                 expect = {"status": "queued", "retry_at": None, "queued_at": stage_doc.queued_at}
